@@ -1,0 +1,132 @@
+"""The encoding spec: every number that decides what a pixel means.
+
+docs/encoding.md is the prose version of this module. A dataset and a trained
+model both record `EncodingSpec.to_dict()`, so an image can always be read
+back with the settings that wrote it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+IMAGE_SIZES = (64, 128, 256, 512)
+
+
+@dataclasses.dataclass(frozen=True)
+class Track:
+  """One frame-level descriptor track and the fixed range that maps it to pixels."""
+
+  name: str
+  lo: float
+  hi: float
+  scale: str = "linear"  # "linear" or "log"
+  unit: str = ""
+
+  def to_unit(self, values):
+    """Maps physical values to [0, 1] (clipped); NaN stays NaN."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64)
+    if self.scale == "log":
+      with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.log(v / self.lo) / math.log(self.hi / self.lo)
+    else:
+      t = (v - self.lo) / (self.hi - self.lo)
+    return np.clip(t, 0.0, 1.0)
+
+
+# Order matters: track k sits in grid cell k of both the red and blue planes.
+_SCALAR_TRACKS = (
+    Track("f0", 50.0, 500.0, "log", "Hz"),
+    Track("hnr", 0.0, 40.0, "linear", "dB"),
+    Track("rms", -70.0, 0.0, "linear", "dBFS"),
+    Track("zcr", 0.0, 0.5, "linear", "crossings/sample"),
+    Track("centroid", 100.0, 8000.0, "log", "Hz"),
+    Track("bandwidth", 100.0, 4000.0, "log", "Hz"),
+    Track("rolloff", 100.0, 8000.0, "log", "Hz"),
+    Track("flatness", -60.0, 0.0, "linear", "dB"),
+)
+# MFCC ranges: c0 carries the overall log-mel level (40 bands of -100..0 dB
+# give c0 in [-632, 0]); higher coefficients carry spectral shape and shrink
+# with order. Ranges cover speech at any level with margin; see encoding.md.
+_MFCC_RANGES = ((-650.0, 50.0), (-100.0, 250.0)) + tuple(
+    (-120.0 / (1 + 0.15 * k), 120.0 / (1 + 0.15 * k)) for k in range(2, 20))
+_MFCC_TRACKS = tuple(
+    Track(f"mfcc{k}", lo, hi, "linear", "dB") for k, (lo, hi) in enumerate(_MFCC_RANGES))
+_CONTRAST_TRACKS = tuple(
+    Track(f"contrast{k}", 0.0, 60.0, "linear", "dB") for k in range(7))
+_CHROMA_TRACKS = tuple(
+    Track(f"chroma_{pc}", 0.0, 1.0, "linear", "")
+    for pc in ("C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B"))
+
+TRACKS: tuple[Track, ...] = (
+    _SCALAR_TRACKS + _MFCC_TRACKS + _CONTRAST_TRACKS + _CHROMA_TRACKS)
+TRACK_INDEX = {t.name: k for k, t in enumerate(TRACKS)}
+STATISTICS = ("median", "mean")
+DESCRIPTOR_NAMES = tuple(f"{t.name}_{s}" for t in TRACKS for s in STATISTICS)
+GRID = 7  # 7 x 7 cells: 47 tracks, 2 spare cells left at 0.
+assert len(TRACKS) <= GRID * GRID
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodingSpec:
+  """Analysis settings shared by the encoder, the dataset and the model."""
+
+  sample_rate: int = 16000          # working rate: all audio is resampled to it
+  clip_seconds: float = 4.096       # 65,536 samples: one image holds one clip
+  win_length: int = 640             # 40 ms analysis window (2 periods at 50 Hz)
+  n_fft: int = 1024                 # zero-padded: autocorrelation without wrap
+  hop_length: int = 160             # 10 ms frame step
+  f0_min: float = 50.0
+  f0_max: float = 500.0
+  voicing_threshold: float = 0.45   # normalised autocorrelation peak (Praat's)
+  octave_cost: float = 0.01         # per octave, favours the shorter period
+  n_mels: int = 40
+  n_mfcc: int = 20
+  contrast_fmin: float = 100.0
+  silence_floor_db: float = -70.0   # frames quieter than this are never speech
+  silence_relative_db: float = 40.0  # ... nor frames 40 dB below the loudest
+  min_speech_seconds: float = 0.5   # a clip needs this much active audio
+  green_law: str = "mulaw"          # "mulaw" or "linear"
+  mu: int = 255
+  version: str = "1.0.0"
+
+  @property
+  def clip_samples(self) -> int:
+    return int(round(self.clip_seconds * self.sample_rate))
+
+  @property
+  def clip_frames(self) -> int:
+    return 1 + self.clip_samples // self.hop_length
+
+  def green_rate(self, image_size: int) -> float:
+    """Sample rate of the waveform laid out in the green plane."""
+    return image_size * image_size / self.clip_seconds
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, d: dict) -> "EncodingSpec":
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+DEFAULT_SPEC = EncodingSpec()
+
+
+def cell_size(image_size: int) -> int:
+  """Side of one grid cell in pixels (the grid is anchored top-left)."""
+  return image_size // GRID
+
+
+def cell_origin(track: int | str, image_size: int) -> tuple[int, int]:
+  """(row, col) of the top-left pixel of a track's cell."""
+  k = TRACK_INDEX[track] if isinstance(track, str) else track
+  p = cell_size(image_size)
+  return (k // GRID) * p, (k % GRID) * p

@@ -1,0 +1,80 @@
+"""Decoding files of every common kind, and cutting recordings into clips."""
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.audio import AudioError, load_audio
+from pipeline.clips import segment
+from pipeline.spec import DEFAULT_SPEC
+from tests.conftest import SR, tone, write_wav
+
+S = DEFAULT_SPEC
+
+
+@pytest.mark.parametrize("fmt,subtype,rate,channels", [
+    ("WAV", "PCM_16", 44100, 2),
+    ("WAV", "PCM_U8", 8000, 1),
+    ("WAV", "PCM_24", 48000, 1),
+    ("WAV", "FLOAT", 22050, 1),
+    ("FLAC", "PCM_16", 16000, 1),
+    ("OGG", "VORBIS", 32000, 2),
+    ("MP3", "MPEG_LAYER_III", 24000, 1),
+])
+def test_formats_rates_and_channels_decode_to_16k_mono(tmp_path, fmt, subtype, rate, channels):
+  x = tone(440.0, 1.0, amp=0.5, sr=rate)
+  data = np.stack([x] * channels, axis=1) if channels > 1 else x
+  path = tmp_path / f"a.{fmt.lower()}"
+  sf.write(str(path), data, rate, format=fmt, subtype=subtype)
+  y = load_audio(str(path))
+  assert y.dtype == np.float32 and y.ndim == 1
+  assert abs(len(y) - SR) < 0.06 * SR                       # codecs may pad a little
+  spectrum = np.abs(np.fft.rfft(y))
+  assert np.argmax(spectrum) * SR / len(y) == pytest.approx(440.0, abs=3)
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "empty"),
+    (b"hello, this is a text file\n" * 20, "not_audio"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(64), "corrupt"),
+])
+def test_bad_files_raise_typed_errors(tmp_path, content, reason):
+  path = tmp_path / "x.wav"
+  path.write_bytes(content)
+  with pytest.raises(AudioError) as err:
+    load_audio(str(path))
+  assert err.value.reason == reason
+
+
+def test_duration_cap(tmp_path):
+  path = write_wav(tmp_path / "long.wav", tone(100.0, 5.0))
+  with pytest.raises(AudioError) as err:
+    load_audio(str(path), max_seconds=2.0)
+  assert err.value.reason == "too_long"
+  assert len(load_audio(str(path), max_seconds=10.0)) == 5 * SR
+
+
+def test_long_recording_is_cut_back_to_back_and_tail_kept():
+  x = tone(150.0, 10.0)                     # 2 full clips + a 1.8 s tail
+  clips = segment(x)
+  assert [c.start for c in clips] == [0, S.clip_samples, 2 * S.clip_samples]
+  assert [len(c.samples) for c in clips] == [S.clip_samples, S.clip_samples,
+                                             len(x) - 2 * S.clip_samples]
+  np.testing.assert_array_equal(np.concatenate([c.samples for c in clips]), x)
+
+
+def test_short_utterance_kept_silent_clip_and_short_tail_dropped():
+  assert len(segment(tone(150.0, 1.2))) == 1              # shorter than a clip: kept
+  x = np.concatenate([tone(150.0, 4.096), np.zeros(S.clip_samples, np.float32),
+                      tone(150.0, 0.2)])
+  clips = segment(x)                                      # silent clip and 0.2 s tail go
+  assert [c.index for c in clips] == [0] and clips[0].start == 0
+
+
+def test_recordings_without_enough_speech_are_refused():
+  with pytest.raises(AudioError, match="too_short"):
+    segment(tone(150.0, 0.3))
+  with pytest.raises(AudioError, match="silent"):
+    segment(np.zeros(3 * SR, np.float32))

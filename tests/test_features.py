@@ -1,0 +1,107 @@
+"""Frame features recomputed against librosa and against signals with known answers."""
+
+import librosa
+import numpy as np
+import pytest
+import scipy.fft
+
+from pipeline import features
+from pipeline.spec import DEFAULT_SPEC, TRACK_INDEX
+from tests.conftest import SR, tone
+
+S = DEFAULT_SPEC
+
+
+def _spectra(x):
+  """Our shared STFT, rebuilt with librosa: centred frames, 640-window in a 1024 FFT."""
+  stft = librosa.stft(x, n_fft=S.n_fft, hop_length=S.hop_length, win_length=S.win_length,
+                      window="hann", center=True, pad_mode="constant")
+  return np.abs(stft), np.abs(stft) ** 2
+
+
+def test_spectral_shape_matches_librosa(speech):
+  x = speech["en+f3"][:S.clip_samples]
+  mag, power = _spectra(x)
+  d = features.describe(x)
+  active = ~np.isnan(d.tracks[TRACK_INDEX["rms"]])
+  n = mag.shape[1]
+  act = active[:n]
+  ref = {
+      "centroid": librosa.feature.spectral_centroid(S=mag, sr=SR, n_fft=S.n_fft)[0],
+      "bandwidth": librosa.feature.spectral_bandwidth(S=mag, sr=SR, n_fft=S.n_fft)[0],
+      "rolloff": librosa.feature.spectral_rolloff(S=mag, sr=SR, n_fft=S.n_fft)[0],
+      "flatness": 10 * np.log10(librosa.feature.spectral_flatness(S=mag)[0]),
+  }
+  for name, want in ref.items():
+    got = d.tracks[TRACK_INDEX[name], :n][act]
+    np.testing.assert_allclose(got, want[act], rtol=2e-3, atol=0.5, err_msg=name)
+
+
+def test_mfcc_chroma_contrast_match_librosa(speech):
+  x = speech["en+m3"][:S.clip_samples]
+  mag, power = _spectra(x)
+  d = features.describe(x)
+  act = ~np.isnan(d.tracks[TRACK_INDEX["rms"], :mag.shape[1]])
+  mel = librosa.feature.melspectrogram(S=power, sr=SR, n_mels=S.n_mels)
+  mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None), n_mfcc=S.n_mfcc)
+  chroma = librosa.feature.chroma_stft(S=power, sr=SR, tuning=0.0)
+  contrast = librosa.feature.spectral_contrast(S=mag, sr=SR, fmin=S.contrast_fmin, n_bands=6)
+  # Contrast takes dB of near-empty high-band bins, where float32 rounding shows.
+  for first, want, atol in (("mfcc0", mfcc, 0.05), ("chroma_C", chroma, 0.01),
+                            ("contrast0", contrast, 1.0)):
+    k = TRACK_INDEX[first]
+    got = d.tracks[k:k + len(want), :mag.shape[1]][:, act]
+    np.testing.assert_allclose(got, want[:, act], rtol=1e-3, atol=atol, err_msg=first)
+
+
+@pytest.mark.parametrize("f0", [70.0, 110.0, 220.0, 410.0])
+def test_pitch_of_harmonic_tone(f0):
+  # A voice-like harmonic complex with decaying harmonics.
+  x = sum(tone(f0 * h, 1.5, amp=0.4 / h) for h in range(1, 8) if f0 * h < SR / 2)
+  d = features.describe(x)
+  f0_track = d.tracks[TRACK_INDEX["f0"]]
+  voiced = f0_track[~np.isnan(f0_track)]
+  assert len(voiced) > 100
+  assert np.median(voiced) == pytest.approx(f0, rel=0.01)
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 10.0, 20.0])
+def test_hnr_of_tone_in_white_noise(snr_db):
+  rng = np.random.default_rng(1)
+  x = tone(200.0, 2.0, amp=0.3)
+  noise_std = np.sqrt(0.3 ** 2 / 2 / 10 ** (snr_db / 10))
+  x = x + rng.normal(0, noise_std, len(x)).astype(np.float32)
+  d = features.describe(x)
+  hnr = d.descriptors[2 * TRACK_INDEX["hnr"]]  # median
+  assert hnr == pytest.approx(snr_db, abs=1.5)
+
+
+def test_rms_and_zcr_of_a_sine():
+  d = features.describe(tone(1000.0, 1.0, amp=0.5))
+  rms_median = d.descriptors[2 * TRACK_INDEX["rms"]]
+  zcr_median = d.descriptors[2 * TRACK_INDEX["zcr"]]
+  assert rms_median == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.1)
+  assert zcr_median == pytest.approx(2 * 1000 / SR, abs=0.004)
+
+
+def test_silence_and_unvoiced_frames_stay_undefined():
+  rng = np.random.default_rng(0)
+  x = np.concatenate([tone(150.0, 1.0), np.zeros(SR, np.float32),
+                      rng.normal(0, 0.1, SR).astype(np.float32)])
+  d = features.describe(x)
+  frames = lambda a, b: slice(int(a * 100) + 3, int(b * 100) - 3)
+  rms, f0 = d.tracks[TRACK_INDEX["rms"]], d.tracks[TRACK_INDEX["f0"]]
+  assert not np.isnan(f0[frames(0, 1)]).any()          # tone: voiced
+  assert np.isnan(rms[frames(1, 2)]).all()             # silence: inactive
+  assert not np.isnan(rms[frames(2, 3)]).any()         # noise: active ...
+  assert np.isnan(f0[frames(2, 3)]).mean() > 0.9       # ... but unvoiced
+  assert np.isnan(rms[frames(3, 4.096)]).all()         # beyond the audio: padding
+
+
+def test_autocorrelation_needs_no_wrap():
+  # The FFT is long enough that |X|^2 -> irfft is the linear autocorrelation.
+  x = np.random.default_rng(0).normal(size=S.win_length).astype(np.float32)
+  circular = scipy.fft.irfft(np.abs(scipy.fft.rfft(x, n=S.n_fft)) ** 2, n=S.n_fft)
+  linear = np.correlate(x, x, "full")[S.win_length - 1:]
+  lag_hi = int(S.sample_rate / S.f0_min) + 2
+  np.testing.assert_allclose(circular[:lag_hi], linear[:lag_hi], rtol=1e-4, atol=1e-3)
