@@ -30,18 +30,22 @@ class EncodedClip:
   descriptors: np.ndarray  # float32, the red plane's statistics before quantisation
 
 
-def encode_clip(x: np.ndarray, image_size: int = 512,
-                spec: EncodingSpec = DEFAULT_SPEC) -> EncodedClip:
-  """Encodes a clip already at the working rate (as `segment` returns them)."""
+def encode_clip(x: np.ndarray, image_size: int = 512, spec: EncodingSpec = DEFAULT_SPEC,
+                require_speech: bool = True) -> EncodedClip:
+  """Encodes a clip already at the working rate (as `segment` returns them).
+
+  `require_speech=False` skips the clip's own speech check, for clips that
+  `segment` already accepted on the recording's activity.
+  """
   if image_size < 7 * 2:
     raise ValueError(f"image_size {image_size} is too small for the 7x7 grid")
   x = x[:spec.clip_samples]
   d = describe(x, spec)
   active = np.count_nonzero(~np.isnan(d.tracks[TRACK_INDEX["rms"]]))
-  if active == 0:
+  if active == 0 and require_speech:
     raise AudioError("silent")
   speech = active * spec.hop_length / spec.sample_rate
-  if speech < spec.min_speech_seconds:
+  if require_speech and speech < spec.min_speech_seconds:
     raise AudioError("too_short", f"{speech:.2f} s of speech, "
                      f"{spec.min_speech_seconds:g} s needed")
   image = np.empty((image_size, image_size, 3), np.uint8)

@@ -1,0 +1,144 @@
+"""Build the `a2i_speakers` TFDS dataset from a speaker corpus with Apache Beam.
+
+    python -m pipeline.build --runner=DirectRunner                 # the built-in demo
+    python -m pipeline.build --input ~/LibriSpeech/dev-clean --image_size 256 \\
+        --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
+
+Flags this program does not know are Beam pipeline options (--runner,
+--project, --setup_file, ...), checked before anything runs. Afterwards:
+`tfds.load('a2i_speakers/<name>')`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+
+from pipeline.audio import DEFAULT_MAX_SECONDS
+from pipeline.corpus import LAYOUTS, list_corpus
+from pipeline.spec import DEFAULT_SPEC, IMAGE_SIZES
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="python -m pipeline.build", description=__doc__.split("\n")[0])
+  p.add_argument("--input", help="corpus folder or CSV/JSONL manifest (default: the demo)")
+  p.add_argument("--layout", default="auto", choices=("auto",) + tuple(LAYOUTS))
+  p.add_argument("--name", help="config name (default: from the input folder; 'demo')")
+  p.add_argument("--data_dir", help="TFDS data dir (default: $TFDS_DATA_DIR or "
+                                    "~/tensorflow_datasets)")
+  p.add_argument("--image_size", type=int, default=512, choices=IMAGE_SIZES)
+  p.add_argument("--split_by", default="recording", choices=("recording", "speaker"))
+  p.add_argument("--splits", default="80/10/10", help="train/validation/test percentages")
+  p.add_argument("--clip_seconds", type=float, default=DEFAULT_SPEC.clip_seconds)
+  p.add_argument("--min_speech_seconds", type=float, default=DEFAULT_SPEC.min_speech_seconds)
+  p.add_argument("--max_seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                 help="per-file duration cap; longer files are refused")
+  p.add_argument("--overwrite", action="store_true", help="rebuild an existing version")
+  return p
+
+
+def _config_name(args) -> str:
+  if args.name:
+    name = args.name
+  elif args.input:
+    base = os.path.basename(os.path.normpath(args.input))
+    name = os.path.splitext(base)[0] if os.path.isfile(args.input) else base
+  else:
+    name = "demo"
+  name = re.sub(r"[^a-z0-9_.-]+", "_", name.lower()).strip("_.-") or "corpus"
+  if not args.name and args.image_size != 512:
+    name += f"_{args.image_size}"
+  return name
+
+
+def _check_beam_options(parser, beam_args):
+  from apache_beam.options.pipeline_options import PipelineOptions
+
+  logging.getLogger("apache_beam.options.pipeline_options").setLevel(logging.ERROR)
+  options = PipelineOptions(beam_args)
+  unknown = set(options.get_all_options(retain_unknown_options=True)) - set(
+      options.get_all_options())
+  if unknown or any(not a.startswith("-") for a in beam_args):
+    bad = sorted(unknown) or [a for a in beam_args if not a.startswith("-")]
+    parser.error(f"unrecognized arguments: {' '.join(bad)}")
+  return options
+
+
+def run(argv=None) -> int:
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+  parser = _parser()
+  args, beam_args = parser.parse_known_args(argv)
+  if args.input and not os.path.exists(args.input):
+    parser.error(f"--input {args.input}: no such file or directory")
+  if args.clip_seconds <= 0 or args.min_speech_seconds <= 0 or args.max_seconds <= 0:
+    parser.error("--clip_seconds, --min_speech_seconds and --max_seconds must be positive")
+  from pipeline import splits
+
+  try:
+    fractions = splits.parse_fractions(args.splits)
+  except ValueError as e:
+    parser.error(str(e))
+  options = _check_beam_options(parser, beam_args)
+  name = _config_name(args)
+
+  import dataclasses
+
+  import tensorflow_datasets as tfds
+
+  from pipeline.report import BuildError, format_summary
+  from tfds_a2i import A2iSpeakersConfig, Builder
+  from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import REPORT_FILE
+
+  spec = dataclasses.replace(DEFAULT_SPEC, clip_seconds=args.clip_seconds,
+                             min_speech_seconds=args.min_speech_seconds)
+  settings = dict(image_size=args.image_size, split_by=args.split_by, fractions=fractions,
+                  max_seconds=args.max_seconds, spec=spec.to_json())
+  if args.input:
+    root = os.path.abspath(args.input)
+    try:
+      layout, files = list_corpus(root, args.layout)
+    except (ValueError, OSError) as e:
+      parser.error(str(e))
+    speakers = tuple(sorted({f.speaker for f in files if f.status == "audio"}))
+    if not speakers:
+      parser.error(f"--input {args.input}: no audio file in a speaker folder "
+                   f"({len(files)} files, layout {layout})")
+    config = A2iSpeakersConfig(name=name, input=root, layout=layout, speakers=speakers,
+                               description=f"Built from {root} ({layout} layout).", **settings)
+  else:
+    default = Builder.builder_configs["demo"]
+    if name == "demo" and all(getattr(default, k) == v for k, v in settings.items()):
+      config = "demo"
+    else:
+      config = dataclasses.replace(default, name=name, description=default.description,
+                                   **settings)
+  if name == "demo" and config != "demo":
+    parser.error("the name 'demo' is the built-in corpus at its default settings; pick --name")
+
+  data_dir = args.data_dir or os.environ.get("TFDS_DATA_DIR") or None
+  builder = Builder(config=config, data_dir=data_dir)
+  report_path = os.path.join(builder.data_dir, REPORT_FILE)
+  if os.path.exists(report_path) and not args.overwrite:
+    print(f"a2i_speakers/{builder.builder_config.name} {builder.version} already built at "
+          f"{builder.data_dir} (--overwrite to rebuild)")
+    return 0
+  mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if args.overwrite
+          else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+  try:
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        beam_options=options, download_mode=mode))
+  except BuildError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  import json
+
+  with open(report_path, encoding="utf-8") as f:
+    print(format_summary(json.load(f), builder.data_dir))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(run())

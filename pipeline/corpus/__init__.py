@@ -1,0 +1,43 @@
+"""Corpus layouts: one small module per way speakers' recordings are laid out.
+
+Each layout module exposes `files(root) -> Iterator[CorpusFile]` and yields one
+record for *every* file it finds, usable or not, so that nothing under the
+input is lost without a reason. Adding a layout means adding a module here and
+a line in `LAYOUTS`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pipeline.corpus import folders, librispeech, manifest, vctk, voxceleb
+from pipeline.corpus.tree import CORPUS_REASONS, CorpusFile
+
+LAYOUTS = {
+    "folders": folders,
+    "librispeech": librispeech,
+    "vctk": vctk,
+    "voxceleb": voxceleb,
+    "manifest": manifest,
+}
+
+__all__ = ["CORPUS_REASONS", "CorpusFile", "LAYOUTS", "detect_layout", "list_corpus"]
+
+
+def detect_layout(root: str) -> str:
+  """Guesses the layout of `root` from its shape; 'folders' when nothing else fits."""
+  if os.path.isfile(root):
+    return "manifest"
+  for name in ("vctk", "librispeech", "voxceleb"):
+    if LAYOUTS[name].matches(root):
+      return name
+  return "folders"
+
+
+def list_corpus(root: str, layout: str = "auto") -> tuple[str, list[CorpusFile]]:
+  """(layout used, every file of the corpus sorted by relative path)."""
+  if layout == "auto":
+    layout = detect_layout(root)
+  if layout not in LAYOUTS:
+    raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+  return layout, sorted(LAYOUTS[layout].files(root), key=lambda f: f.relpath)

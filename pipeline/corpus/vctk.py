@@ -1,0 +1,40 @@
+"""VCTK: `root/wav48*/<pNNN>/<pNNN>_<utt>[_mic1|_mic2].(wav|flac)`.
+
+In VCTK 0.92 each utterance exists twice, once per microphone: both takes are
+one split group, or the same sentence would sit in train and test.
+Transcripts (`txt/`) and metadata files are listed as not used.
+"""
+
+import os
+import re
+
+from pipeline.corpus.tree import speaker_files
+
+_MIC = re.compile(r"_mic\d$")
+
+
+def _audio_dirs(root):
+  try:
+    return sorted(d for d in os.listdir(root)
+                  if d.startswith("wav48") and os.path.isdir(os.path.join(root, d)))
+  except OSError:
+    return []
+
+
+def matches(root: str) -> bool:
+  return bool(_audio_dirs(root))
+
+
+def _group(parts):
+  stem = os.path.splitext(parts[-1])[0]
+  return parts[0] + "/" + parts[1] + "/" + _MIC.sub("", stem)
+
+
+def files(root: str):
+  audio_dirs = set(_audio_dirs(root))
+  for f in speaker_files(root, speaker_depth=1, group_of=_group):
+    top = f.relpath.split("/")[0]
+    if top not in audio_dirs and f.status == "audio":
+      yield f.refused("no_speaker", f"outside {'/'.join(sorted(audio_dirs))}")
+    else:
+      yield f

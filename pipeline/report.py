@@ -1,0 +1,80 @@
+"""The build report: every input file with its outcome, and the summary printed at the end."""
+
+from __future__ import annotations
+
+import collections
+
+from pipeline.audio import REASONS as AUDIO_REASONS
+from pipeline.corpus import CORPUS_REASONS
+from pipeline.splits import SPLITS
+
+REASONS = {**AUDIO_REASONS, **CORPUS_REASONS}
+
+
+class BuildError(RuntimeError):
+  """A build that must not produce a dataset (nothing usable, bad corpus)."""
+
+
+def build_report(records: list[dict], counters: dict, config, layout: str, version: str) -> dict:
+  records = sorted(records, key=lambda r: r["file"])
+  status = collections.Counter(r["status"] for r in records)
+  clips = collections.Counter()
+  files_per_split = collections.Counter()
+  speakers = collections.Counter()
+  for r in records:
+    if r["status"] == "encoded":
+      clips[r["split"]] += r["clips"]
+      files_per_split[r["split"]] += 1
+      speakers[r["speaker"]] += r["clips"]
+  failures = collections.Counter(r["reason"] for r in records if r["status"] == "failed")
+  skipped = collections.Counter(r["reason"] for r in records if r["status"] == "skipped")
+  return {
+      "dataset": {"name": "a2i_speakers", "config": config.name, "version": version,
+                  "input": config.input or f"built-in:{config.demo}", "layout": layout,
+                  "image_size": config.image_size, "split_by": config.split_by,
+                  "fractions": list(config.fractions)},
+      "summary": {
+          "files": len(records),
+          "encoded": status["encoded"], "failed": status["failed"], "skipped": status["skipped"],
+          "clips": sum(clips.values()),
+          "clips_per_split": {s: clips[s] for s in SPLITS},
+          "files_per_split": {s: files_per_split[s] for s in SPLITS},
+          "speakers": len(speakers),
+          "clips_per_speaker": dict(sorted(speakers.items())),
+          "speakers_without_clips": sorted(set(config.speakers) - set(speakers)),
+          "failures": dict(sorted(failures.items())),
+          "skipped_by_reason": dict(sorted(skipped.items())),
+          "audio_seconds": round(sum(r.get("seconds", 0.0) for r in records), 1),
+      },
+      "reasons": {r: REASONS.get(r, r) for r in sorted(set(failures) | set(skipped))},
+      "counters": counters,
+      "files": records,
+  }
+
+
+def format_summary(report: dict, location: str = "") -> str:
+  d, s = report["dataset"], report["summary"]
+  lines = [
+      f"a2i_speakers/{d['config']} {d['version']}" + (f" -> {location}" if location else ""),
+      f"  input    {d['input']} (layout: {d['layout']}, {d['image_size']} px, "
+      f"split by {d['split_by']})",
+      f"  files    {s['files']}: {s['encoded']} encoded, {s['failed']} failed, "
+      f"{s['skipped']} skipped",
+      "  clips    " + ", ".join(f"{k} {v}" for k, v in s["clips_per_split"].items())
+      + f" (total {s['clips']}, {s['audio_seconds']} s of audio)",
+      f"  speakers {s['speakers']}" + (
+          f"; without any clip: {', '.join(s['speakers_without_clips'])}"
+          if s["speakers_without_clips"] else ""),
+  ]
+  for title, counts in (("failed", s["failures"]), ("skipped", s["skipped_by_reason"])):
+    for reason, n in counts.items():
+      lines.append(f"  {title:8} {n} x {reason}: {REASONS.get(reason, reason)}")
+  if report.get("counters"):
+    lines.append("  counters " + ", ".join(f"{k}={v}" for k, v in report["counters"].items()))
+  examples = [r for r in report["files"] if r["status"] != "encoded"][:5]
+  for r in examples:
+    lines.append(f"    {r['status']}: {r['file']}: {r['reason']}"
+                 + (f" ({r['detail']})" if r.get("detail") else ""))
+  if s["failed"] + s["skipped"] > len(examples):
+    lines.append(f"    ... every file with its outcome in build_report.json")
+  return "\n".join(lines)

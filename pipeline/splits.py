@@ -1,0 +1,81 @@
+"""Train/validation/test assignment: grouped, stratified, deterministic.
+
+A split is decided per *group* (the recording session the layout names: a
+file, a LibriSpeech chapter, a VoxCeleb video), so no session has clips on
+both sides. Within each speaker, groups are ordered by a hash of their name,
+not by random draws, and the first 80 % go to train, the next 10 % to
+validation, the rest to test: the same corpus always splits the same way, and
+adding a recording moves no other. `by="speaker"` splits speakers instead
+(verification: test speakers are never seen in training).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import math
+
+SPLITS = ("train", "validation", "test")
+
+
+def parse_fractions(text: str) -> tuple[float, float, float]:
+  """'80/10/10' -> (0.8, 0.1, 0.1)."""
+  parts = text.split("/")
+  try:
+    values = [float(p) for p in parts]
+  except ValueError:
+    values = []
+  if len(values) != 3 or min(values) < 0 or values[0] <= 0:
+    raise ValueError(f"splits must look like 80/10/10, got {text!r}")
+  total = sum(values)
+  return tuple(v / total for v in values)
+
+
+def _rank(name: str) -> str:
+  return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def allocate(n: int, fractions) -> list[int]:
+  """Counts per split summing to n: largest remainder, and at least one
+  validation and one test item once there are three or more."""
+  exact = [n * f for f in fractions]
+  counts = [math.floor(e) for e in exact]
+  order = sorted(range(3), key=lambda i: (counts[i] - exact[i], i))
+  for i in order[:n - sum(counts)]:
+    counts[i] += 1
+  if n >= 3:
+    for i in (1, 2):
+      if fractions[i] > 0 and counts[i] == 0:
+        counts[i], counts[0] = 1, counts[0] - 1
+  elif n == 2 and fractions[2] > 0 and counts[2] == 0:
+    counts = [1, 0, 1]
+  return counts
+
+
+def _deal(names, fractions) -> dict[str, str]:
+  ordered = sorted(names, key=_rank)
+  counts = allocate(len(ordered), fractions)
+  out, start = {}, 0
+  for split, count in zip(SPLITS, counts):
+    for name in ordered[start:start + count]:
+      out[name] = split
+    start += count
+  return out
+
+
+def assign(pairs, fractions=(0.8, 0.1, 0.1), by: str = "recording") -> dict[tuple[str, str], str]:
+  """Maps each (speaker, group) pair to a split name."""
+  pairs = sorted(set(pairs))
+  if by == "speaker":
+    by_speaker = _deal({s for s, _ in pairs}, fractions)
+    return {(s, g): by_speaker[s] for s, g in pairs}
+  if by != "recording":
+    raise ValueError(f"split_by must be 'recording' or 'speaker', got {by!r}")
+  groups = collections.defaultdict(list)
+  for s, g in pairs:
+    groups[s].append(g)
+  out = {}
+  for s, gs in groups.items():
+    for g, split in _deal(gs, fractions).items():
+      out[(s, g)] = split
+  return out

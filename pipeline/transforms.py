@@ -1,0 +1,121 @@
+"""Beam transforms that encode a listed corpus: decode -> cut -> encode.
+
+    examples, reports = (pipeline
+        | 'ListCorpus' >> beam.Create(assigned_files)
+        | 'EncodeCorpus' >> EncodeCorpus(spec, image_size, max_seconds))
+
+Each DoFn does one thing and counts it. A file that cannot be used goes to
+the `failed` output with its reason; every file decoded also emits one report
+record, so the build report accounts for each input file exactly once.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipeline.audio import AudioError, load_audio
+from pipeline.clips import segment
+from pipeline.corpus import CorpusFile
+from pipeline.encode import encode_clip
+from pipeline.spec import EncodingSpec
+
+NAMESPACE = "a2i"
+FAILED = "failed"
+REPORT = "report"
+
+
+def report_record(f: CorpusFile, split: str | None, status: str, reason: str = "",
+                  detail: str = "", clips: int = 0, seconds: float = 0.0) -> dict:
+  return {"file": f.relpath, "speaker": f.speaker, "split": split, "status": status,
+          "reason": reason, "detail": detail, "clips": clips, "seconds": round(seconds, 3)}
+
+
+def example_key(f: CorpusFile, clip_index: int) -> str:
+  return f"{f.relpath}#{clip_index:05d}"
+
+
+class Decode(beam.DoFn):
+  """(file, split) -> (file, split, waveform at the working rate)."""
+
+  def __init__(self, spec: EncodingSpec, max_seconds: float):
+    self.spec, self.max_seconds = spec, max_seconds
+    self.decoded = Metrics.counter(NAMESPACE, "files_decoded")
+    self.seconds = Metrics.counter(NAMESPACE, "audio_seconds_decoded")
+
+  def process(self, item):
+    f, split = item
+    try:
+      x = load_audio(f.path, self.spec, self.max_seconds)
+    except AudioError as e:
+      Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
+      yield beam.pvalue.TaggedOutput(FAILED, report_record(f, split, "failed", e.reason, e.detail))
+      return
+    self.decoded.inc()
+    self.seconds.inc(int(round(len(x) / self.spec.sample_rate)))
+    yield f, split, x
+
+
+class Cut(beam.DoFn):
+  """(file, split, waveform) -> (file, split, clip) for each clip kept."""
+
+  def __init__(self, spec: EncodingSpec):
+    self.spec = spec
+    self.clips = Metrics.counter(NAMESPACE, "clips_cut")
+
+  def process(self, item):
+    f, split, x = item
+    seconds = len(x) / self.spec.sample_rate
+    try:
+      clips = segment(x, self.spec)
+    except AudioError as e:
+      Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
+      yield beam.pvalue.TaggedOutput(
+          FAILED, report_record(f, split, "failed", e.reason, e.detail, seconds=seconds))
+      return
+    self.clips.inc(len(clips))
+    yield beam.pvalue.TaggedOutput(
+        REPORT, report_record(f, split, "encoded", clips=len(clips), seconds=seconds))
+    for clip in clips:
+      yield f, split, clip
+
+
+class Encode(beam.DoFn):
+  """(file, split, clip) -> (split, key, example) in the dataset's features."""
+
+  def __init__(self, spec: EncodingSpec, image_size: int):
+    self.spec, self.image_size = spec, image_size
+    self.encoded = Metrics.counter(NAMESPACE, "clips_encoded")
+
+  def process(self, item):
+    f, split, clip = item
+    encoded = encode_clip(clip.samples, self.image_size, self.spec, require_speech=False)
+    self.encoded.inc()
+    yield split, example_key(f, clip.index), {
+        "image": encoded.image,
+        "speaker": f.speaker,
+        "recording": f.relpath,
+        "clip_index": clip.index,
+        "start_seconds": clip.start_seconds(self.spec),
+        "descriptors": encoded.descriptors,
+    }
+
+
+class EncodeCorpus(beam.PTransform):
+  """PCollection[(CorpusFile, split)] -> {'examples': (split, key, example), 'reports': dict}."""
+
+  def __init__(self, spec: EncodingSpec, image_size: int, max_seconds: float):
+    super().__init__()
+    self.spec, self.image_size, self.max_seconds = spec, image_size, max_seconds
+
+  def expand(self, files):
+    decoded = (files
+               | "Reshuffle" >> beam.Reshuffle()  # fan the files out over workers
+               | "Decode" >> beam.ParDo(Decode(self.spec, self.max_seconds)).with_outputs(
+                   FAILED, main="audio"))
+    cut = decoded.audio | "Cut" >> beam.ParDo(Cut(self.spec)).with_outputs(
+        FAILED, REPORT, main="clips")
+    examples = cut.clips | "Encode" >> beam.ParDo(Encode(self.spec, self.image_size))
+    reports = ((decoded[FAILED], cut[FAILED], cut[REPORT])
+               | "MergeReports" >> beam.Flatten())
+    return {"examples": examples, "reports": reports}

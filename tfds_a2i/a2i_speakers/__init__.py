@@ -1,0 +1,1 @@
+"""a2i_speakers dataset."""
