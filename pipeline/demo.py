@@ -82,11 +82,11 @@ def _utterance(voice: Voice, index: int, max_seconds: float):
 def materialise(corpus: DemoCorpus, root: str, progress=None) -> str:
   """Writes the corpus under `root` (once) and returns its folder.
 
-  A `COMPLETE` marker written last makes an interrupted synthesis start over
-  rather than leave a half corpus that would build into a smaller dataset.
+  A marker beside the folder, written last, makes an interrupted synthesis
+  start over rather than leave a half corpus that would build a smaller dataset.
   """
   folder = os.path.join(root, f"{corpus.name}-{corpus.fingerprint()}")
-  marker = os.path.join(folder, "COMPLETE")
+  marker = folder + ".complete"
   if os.path.exists(marker):
     return folder
   for voice in corpus.voices:

@@ -4,8 +4,9 @@ A split is decided per *group* (the recording session the layout names: a
 file, a LibriSpeech chapter, a VoxCeleb video), so no session has clips on
 both sides. Within each speaker, groups are ordered by a hash of their name,
 not by random draws, and the first 80 % go to train, the next 10 % to
-validation, the rest to test: the same corpus always splits the same way, and
-adding a recording moves no other. `by="speaker"` splits speakers instead
+validation, the rest to test: the same corpus always splits the same way, on
+any machine and with any number of workers, and each speaker is represented
+in every split in proportion. `by="speaker"` splits speakers instead
 (verification: test speakers are never seen in training).
 """
 

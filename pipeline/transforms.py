@@ -1,12 +1,15 @@
 """Beam transforms that encode a listed corpus: decode -> cut -> encode.
 
-    examples, reports = (pipeline
-        | 'ListCorpus' >> beam.Create(assigned_files)
-        | 'EncodeCorpus' >> EncodeCorpus(spec, image_size, max_seconds))
+    reports = files | 'AnalyseCorpus' >> AnalyseCorpus(spec, max_seconds)
+    examples = files_with_splits | 'EncodeCorpus' >> EncodeCorpus(spec, image_size, max_seconds)
+    examples['train'], examples['validation'], examples['test']   # (key, example)
 
 Each DoFn does one thing and counts it. A file that cannot be used goes to
-the `failed` output with its reason; every file decoded also emits one report
-record, so the build report accounts for each input file exactly once.
+the `failed` output with its reason; every file cut into clips emits one
+report record, so the analysis accounts for each file exactly once. Splits
+are assigned between the two passes, from the recordings that produced
+clips, so broken files never take a speaker's validation or test places and
+no split is announced that would end up empty.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from pipeline import splits
 from pipeline.audio import AudioError, load_audio
 from pipeline.clips import segment
 from pipeline.corpus import CorpusFile
@@ -25,10 +29,11 @@ FAILED = "failed"
 REPORT = "report"
 
 
-def report_record(f: CorpusFile, split: str | None, status: str, reason: str = "",
-                  detail: str = "", clips: int = 0, seconds: float = 0.0) -> dict:
-  return {"file": f.relpath, "speaker": f.speaker, "split": split, "status": status,
-          "reason": reason, "detail": detail, "clips": clips, "seconds": round(seconds, 3)}
+def report_record(f: CorpusFile, status: str, reason: str = "", detail: str = "",
+                  clips: int = 0, seconds: float = 0.0) -> dict:
+  return {"file": f.relpath, "speaker": f.speaker, "group": f.group, "split": None,
+          "status": status, "reason": reason, "detail": detail, "clips": clips,
+          "seconds": round(seconds, 3)}
 
 
 def example_key(f: CorpusFile, clip_index: int) -> str:
@@ -36,7 +41,7 @@ def example_key(f: CorpusFile, clip_index: int) -> str:
 
 
 class Decode(beam.DoFn):
-  """(file, split) -> (file, split, waveform at the working rate)."""
+  """file or (file, split) -> (file, split, waveform at the working rate)."""
 
   def __init__(self, spec: EncodingSpec, max_seconds: float):
     self.spec, self.max_seconds = spec, max_seconds
@@ -44,12 +49,12 @@ class Decode(beam.DoFn):
     self.seconds = Metrics.counter(NAMESPACE, "audio_seconds_decoded")
 
   def process(self, item):
-    f, split = item
+    f, split = item if isinstance(item, tuple) else (item, None)
     try:
       x = load_audio(f.path, self.spec, self.max_seconds)
     except AudioError as e:
       Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
-      yield beam.pvalue.TaggedOutput(FAILED, report_record(f, split, "failed", e.reason, e.detail))
+      yield beam.pvalue.TaggedOutput(FAILED, report_record(f, "failed", e.reason, e.detail))
       return
     self.decoded.inc()
     self.seconds.inc(int(round(len(x) / self.spec.sample_rate)))
@@ -71,11 +76,11 @@ class Cut(beam.DoFn):
     except AudioError as e:
       Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
       yield beam.pvalue.TaggedOutput(
-          FAILED, report_record(f, split, "failed", e.reason, e.detail, seconds=seconds))
+          FAILED, report_record(f, "failed", e.reason, e.detail, seconds=seconds))
       return
     self.clips.inc(len(clips))
     yield beam.pvalue.TaggedOutput(
-        REPORT, report_record(f, split, "encoded", clips=len(clips), seconds=seconds))
+        REPORT, report_record(f, "encoded", clips=len(clips), seconds=seconds))
     for clip in clips:
       yield f, split, clip
 
@@ -101,12 +106,12 @@ class Encode(beam.DoFn):
     }
 
 
-class EncodeCorpus(beam.PTransform):
-  """PCollection[(CorpusFile, split)] -> {'examples': (split, key, example), 'reports': dict}."""
+class AnalyseCorpus(beam.PTransform):
+  """PCollection[CorpusFile] -> one report record per file: clips, or why not."""
 
-  def __init__(self, spec: EncodingSpec, image_size: int, max_seconds: float):
+  def __init__(self, spec: EncodingSpec, max_seconds: float):
     super().__init__()
-    self.spec, self.image_size, self.max_seconds = spec, image_size, max_seconds
+    self.spec, self.max_seconds = spec, max_seconds
 
   def expand(self, files):
     decoded = (files
@@ -115,7 +120,26 @@ class EncodeCorpus(beam.PTransform):
                    FAILED, main="audio"))
     cut = decoded.audio | "Cut" >> beam.ParDo(Cut(self.spec)).with_outputs(
         FAILED, REPORT, main="clips")
-    examples = cut.clips | "Encode" >> beam.ParDo(Encode(self.spec, self.image_size))
-    reports = ((decoded[FAILED], cut[FAILED], cut[REPORT])
-               | "MergeReports" >> beam.Flatten())
-    return {"examples": examples, "reports": reports}
+    return (decoded[FAILED], cut[FAILED], cut[REPORT]) | "MergeReports" >> beam.Flatten()
+
+
+class EncodeCorpus(beam.PTransform):
+  """PCollection[(CorpusFile, split)] -> {split: PCollection[(key, example)]}."""
+
+  def __init__(self, spec: EncodingSpec, image_size: int, max_seconds: float):
+    super().__init__()
+    self.spec, self.image_size, self.max_seconds = spec, image_size, max_seconds
+
+  def expand(self, files):
+    # These files all passed the analysis; failures here are only counted.
+    decoded = (files
+               | "Reshuffle" >> beam.Reshuffle()
+               | "Decode" >> beam.ParDo(Decode(self.spec, self.max_seconds)).with_outputs(
+                   FAILED, main="audio"))
+    cut = decoded.audio | "Cut" >> beam.ParDo(Cut(self.spec)).with_outputs(
+        FAILED, REPORT, main="clips")
+    encoded = cut.clips | "Encode" >> beam.ParDo(Encode(self.spec, self.image_size))
+    by_split = encoded | "PartitionBySplit" >> beam.Partition(
+        lambda example, n: splits.SPLITS.index(example[0]), len(splits.SPLITS))
+    return {name: by_split[i] | f"Keyed{name.capitalize()}" >> beam.Map(lambda e: e[1:])
+            for i, name in enumerate(splits.SPLITS)}

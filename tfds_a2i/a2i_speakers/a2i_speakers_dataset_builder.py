@@ -6,9 +6,11 @@ TFDS's own Beam writer shards, shuffles and writes them.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
+import shutil
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -18,11 +20,9 @@ from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.corpus import list_corpus
 from pipeline.report import BuildError, build_report
 from pipeline.spec import DESCRIPTOR_NAMES, EncodingSpec
-from pipeline.transforms import EncodeCorpus, report_record
+from pipeline.transforms import AnalyseCorpus, EncodeCorpus, report_record
 
 REPORT_FILE = "build_report.json"
-_LISTING = "_listing.jsonl"
-_REPORT_PARTS = "_report_parts"
 
 
 @dataclasses.dataclass
@@ -89,59 +89,84 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     root = c.input or demo.materialise(demo.CORPORA[c.demo], str(dl_manager.download_dir))
     layout, files = list_corpus(root, c.layout)
     usable = [f for f in files if f.status == "audio"]
-    assignment = splits.assign({(f.speaker, f.group) for f in usable}, c.fractions, c.split_by)
-    assigned = [(f, assignment[(f.speaker, f.group)]) for f in usable]
-    self._skipped = [report_record(f, None, "skipped", f.status, f.detail)
-                     for f in files if f.status != "audio"]
-    self._layout = layout
-    if not assigned:
+    skipped = [report_record(f, "skipped", f.status, f.detail)
+               for f in files if f.status != "audio"]
+    if not usable:
       raise BuildError(f"no audio file found under {root} ({len(files)} files, layout {layout})")
 
-    # The listing goes through a file, not the pipeline graph: on a cluster a
-    # million-file corpus would not fit in a job description.
-    listing = os.path.join(self.data_dir, _LISTING)
-    with open(listing, "w", encoding="utf-8") as out:
-      for f, split in assigned:
-        out.write(json.dumps([dataclasses.asdict(f), split], ensure_ascii=True) + "\n")
-    encoded = (pipeline
-               | "ReadListing" >> beam.io.ReadFromText(listing)
-               | "ParseListing" >> beam.Map(_parse_listing)
-               | "EncodeCorpus" >> EncodeCorpus(c.encoding, c.image_size, c.max_seconds))
-    _ = (encoded["reports"]
-         | "ReportToJson" >> beam.Map(json.dumps, sort_keys=True)
-         | "WriteReportParts" >> beam.io.WriteToText(
-             os.path.join(self.data_dir, _REPORT_PARTS, "part"), file_name_suffix=".jsonl"))
-    by_split = encoded["examples"] | "PartitionBySplit" >> beam.Partition(
-        lambda example, n: splits.SPLITS.index(example[0]), len(splits.SPLITS))
-    present = {split for _, split in assigned}
-    generate = beam.ptransform_fn(self._generate_examples)
-    return {name: by_split[i] | f"{name.capitalize()}Examples" >> generate()
-            for i, name in enumerate(splits.SPLITS) if name in present}
+    # Pass 1: decode and cut every file, to know which recordings give clips.
+    records, self._analysis_counters = self._analyse(usable, pipeline.options)
+    encoded = [r for r in records if r["status"] == "encoded"]
+    if not encoded:
+      failures = collections.Counter(r["reason"] for r in records)
+      raise BuildError("no file of the corpus could be used: " + ", ".join(
+          f"{n} {reason}" for reason, n in sorted(failures.items())))
+    assignment = splits.assign({(r["speaker"], r["group"]) for r in encoded}, c.fractions,
+                               c.split_by)
+    for r in encoded:
+      r["split"] = assignment[(r["speaker"], r["group"])]
+    self._records, self._layout = skipped + records, layout
 
-  def _generate_examples(self, encoded):
-    """One split's (split, key, example) records -> TFDS (key, example) pairs."""
+    # Pass 2 (this pipeline, written by TFDS): encode the recordings that gave clips.
+    split_of = {r["file"]: r["split"] for r in encoded}
+    listing = self._write_listing(
+        "_encode_listing.jsonl", [(f, split_of[f.relpath]) for f in usable
+                                  if f.relpath in split_of])
+    examples = (pipeline
+                | "ReadListing" >> beam.io.ReadFromText(listing)
+                | "ParseListing" >> beam.Map(_parse_listing)
+                | "EncodeCorpus" >> EncodeCorpus(c.encoding, c.image_size, c.max_seconds))
+    generate = beam.ptransform_fn(self._generate_examples)
+    present = set(split_of.values())
+    return {name: examples[name] | f"{name.capitalize()}Examples" >> generate()
+            for name in splits.SPLITS if name in present}
+
+  def _generate_examples(self, keyed_examples):
+    """(key, example) pairs of one split, as EncodeCorpus made them."""
+    return keyed_examples
+
+  def _write_listing(self, name, items) -> str:
+    """The listing goes through a file, not the pipeline graph: on a cluster a
+    million-file corpus would not fit in a job description."""
+    path = os.path.join(self.data_dir, name)
+    with open(path, "w", encoding="utf-8") as out:
+      for f, split in items:
+        out.write(json.dumps([dataclasses.asdict(f), split], ensure_ascii=True) + "\n")
+    return path
+
+  def _analyse(self, usable, options):
     import apache_beam as beam
 
-    return encoded | "DropSplit" >> beam.Map(lambda record: record[1:])
+    listing = self._write_listing("_analysis_listing.jsonl", [(f, None) for f in usable])
+    parts = os.path.join(self.data_dir, "_analysis", "part")
+    with beam.Pipeline(options=options) as p:
+      _ = (p
+           | "ReadListing" >> beam.io.ReadFromText(listing)
+           | "ParseListing" >> beam.Map(lambda line: _parse_listing(line)[0])
+           | "AnalyseCorpus" >> AnalyseCorpus(self.builder_config.encoding,
+                                              self.builder_config.max_seconds)
+           | "ReportToJson" >> beam.Map(json.dumps, sort_keys=True)
+           | "WriteReportParts" >> beam.io.WriteToText(parts, file_name_suffix=".jsonl"))
+    counters = _counters(p.result)
+    records = []
+    for name in sorted(os.listdir(os.path.dirname(parts))):
+      with open(os.path.join(os.path.dirname(parts), name), encoding="utf-8") as f:
+        records.extend(json.loads(line) for line in f if line.strip())
+    shutil.rmtree(os.path.dirname(parts))
+    os.remove(listing)
+    return records, counters
 
   def _process_pipeline_result(self, pipeline_result) -> None:
     """Writes build_report.json beside the data, inside TFDS's temporary
     folder: it appears together with the dataset or not at all."""
-    parts_dir = os.path.join(self.data_dir, _REPORT_PARTS)
-    records = list(self._skipped)
-    for name in sorted(os.listdir(parts_dir)):
-      with open(os.path.join(parts_dir, name), encoding="utf-8") as f:
-        records.extend(json.loads(line) for line in f if line.strip())
-      os.remove(os.path.join(parts_dir, name))
-    os.rmdir(parts_dir)
-    os.remove(os.path.join(self.data_dir, _LISTING))
-    report = build_report(records, _counters(pipeline_result), config=self.builder_config,
+    os.remove(os.path.join(self.data_dir, "_encode_listing.jsonl"))
+    counters = dict(self._analysis_counters)
+    for name, value in _counters(pipeline_result).items():
+      counters["encode_" + name] = value
+    report = build_report(self._records, counters, config=self.builder_config,
                           layout=self._layout, version=str(self.version))
     with open(os.path.join(self.data_dir, REPORT_FILE), "w", encoding="utf-8") as f:
       json.dump(report, f, indent=1, ensure_ascii=False)
-    if report["summary"]["clips"] == 0:
-      raise BuildError("no file of the corpus could be used: "
-                       + ", ".join(f"{n} {r}" for r, n in report["summary"]["failures"].items()))
 
 
 def _parse_listing(line: str):

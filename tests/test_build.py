@@ -1,0 +1,195 @@
+"""End-to-end builds with the real Beam pipeline and TFDS writer on tiny corpora."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.audio import load_audio
+from pipeline.clips import segment
+from pipeline.encode import encode_clip
+from pipeline.espeak import synthesize
+from tests.conftest import write_wav
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+VOICES = {"ana": ("en+f3", 70), "ben": ("en+m3", 30), "cyd": ("en-us+m1", 45)}
+
+
+def make_corpus(root, utterances=5):
+  """Three eSpeak NG voices, a long recording, and the usual broken files."""
+  for speaker, (voice, pitch) in VOICES.items():
+    for i in range(utterances):
+      x, sr = synthesize(f"Sentence {i} of the tests, read by {speaker} at an even pace.",
+                         voice, rate=150 + 7 * i, pitch=pitch)
+      write_wav(root / speaker / f"{speaker}_{i}.wav", x, sr)
+  long = np.concatenate([synthesize("A much longer recording that keeps going on and on, "
+                                    "sentence after sentence, for the segmenter.", "en+f3",
+                                    rate=120, pitch=70)[0]] * 2)
+  write_wav(root / "ana" / "long take.wav", long, 22050)
+  (root / "ben" / "empty.wav").write_bytes(b"")
+  (root / "ben" / "noise.wav").write_bytes(os.urandom(3000))
+  whole = (root / "cyd" / "cyd_0.wav").read_bytes()
+  (root / "cyd" / "cut.wav").write_bytes(whole[:40])                 # header cut short
+  (root / "cyd" / "half.wav").write_bytes(whole[:len(whole) // 2])   # data cut short
+  write_wav(root / "cyd" / "silence.wav", np.zeros(32000, np.float32))
+  write_wav(root / "cyd" / "blip.wav", np.ones(320, np.float32) * 0.5)
+  (root / "NOTES.md").write_text("recorded in a quiet room\n")
+  return root
+
+
+def build(args, data_dir, check=True):
+  out = subprocess.run([sys.executable, "-m", "pipeline.build", "--data_dir", str(data_dir),
+                        "--runner=DirectRunner", *args], capture_output=True, text=True, env=ENV)
+  if check:
+    assert out.returncode == 0, out.stderr[-3000:]
+  return out
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+  return make_corpus(tmp_path_factory.mktemp("corpus") / "voices")
+
+
+@pytest.fixture(scope="module")
+def built(corpus, tmp_path_factory):
+  data_dir = tmp_path_factory.mktemp("tfds")
+  out = build(["--input", str(corpus), "--image_size", "64"], data_dir)
+  version_dir = data_dir / "a2i_speakers" / "voices_64" / "1.0.0"
+  with open(version_dir / "build_report.json") as f:
+    return data_dir, version_dir, json.load(f), out.stdout
+
+
+def load(data_dir, name="a2i_speakers/voices_64"):
+  import tensorflow_datasets as tfds
+
+  builder = tfds.builder(name, data_dir=str(data_dir))
+  rows = []
+  for split in builder.info.splits:
+    for ex in tfds.as_numpy(builder.as_dataset(split=split)):
+      rows.append(dict(ex, split=split, recording=ex["recording"].decode()))
+  return builder, rows
+
+
+def test_report_accounts_for_every_file(built, corpus):
+  _, _, report, stdout = built
+  on_disk = {os.path.relpath(os.path.join(d, n), corpus) for d, _, names in os.walk(corpus)
+             for n in names}
+  reported = {r["file"]: r for r in report["files"]}
+  assert set(reported) == on_disk
+  expect = {"ben/empty.wav": "empty", "ben/noise.wav": "not_audio", "cyd/cut.wav": "corrupt",
+            "cyd/silence.wav": "silent", "cyd/blip.wav": "too_short", "NOTES.md": "not_audio"}
+  assert {f: reported[f]["reason"] for f in expect} == expect
+  long_clips = len(segment(load_audio(str(corpus / "ana" / "long take.wav"))))
+  assert reported["ana/long take.wav"]["clips"] == long_clips >= 2
+  assert reported["cyd/half.wav"]["status"] == "encoded"             # what remains decodes
+  assert report["summary"]["encoded"] == 3 * 5 + 2
+  assert "5 failed, 1 skipped" in stdout and "files_decoded=" in stdout
+
+
+def test_examples_match_report_and_recompute_from_audio(built, corpus):
+  data_dir, _, report, _ = built
+  builder, rows = load(data_dir)
+  for split, n in report["summary"]["clips_per_split"].items():
+    assert builder.info.splits[split].num_examples == n == sum(r["split"] == split for r in rows)
+  assert builder.info.features["speaker"].names == ["ana", "ben", "cyd"]
+  assert builder.info.metadata["image_size"] == 64
+  for row in rows:
+    clips = segment(load_audio(str(corpus / row["recording"])))
+    clip = clips[row["clip_index"]]
+    expected = encode_clip(clip.samples, 64, require_speech=False)
+    np.testing.assert_array_equal(row["image"], expected.image)
+    np.testing.assert_array_equal(row["descriptors"], expected.descriptors)
+    assert row["start_seconds"] == pytest.approx(clip.start / 16000)
+    speaker = builder.info.features["speaker"].int2str(row["speaker"])
+    assert row["recording"].split("/")[0] == speaker
+
+
+def test_splits_are_disjoint_by_recording_and_cover_each_speaker(built):
+  data_dir, _, _, _ = built
+  _, rows = load(data_dir)
+  split_of = {}
+  for row in rows:
+    assert split_of.setdefault(row["recording"], row["split"]) == row["split"]
+  for speaker in range(3):
+    assert {r["split"] for r in rows if r["speaker"] == speaker} >= {"train", "test"}
+
+
+def test_tfds_load_in_a_fresh_process_without_our_code(built):
+  data_dir, _, report, _ = built
+  code = ("import sys, tensorflow_datasets as tfds; "
+          f"ds = tfds.load('a2i_speakers/voices_64', data_dir={str(data_dir)!r}); "
+          "n = {k: sum(1 for _ in v) for k, v in ds.items()}; "
+          "assert not [m for m in sys.modules if m.split('.')[0] in ('pipeline', 'tfds_a2i')]; "
+          "print(n['train'], n['validation'], n['test'])")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
+                       cwd="/")
+  assert out.returncode == 0, out.stderr[-2000:]
+  counts = report["summary"]["clips_per_split"]
+  assert out.stdout.split() == [str(counts[s]) for s in ("train", "validation", "test")]
+
+
+def example_digests(data_dir, name="a2i_speakers/voices_64"):
+  """(split, position in split) -> hash of every feature, in the order tfds reads them."""
+  import tensorflow_datasets as tfds
+
+  builder = tfds.builder(name, data_dir=str(data_dir))
+  out = {}
+  for split in builder.info.splits:
+    for i, ex in enumerate(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))):
+      h = hashlib.sha256()
+      for key in sorted(ex):
+        h.update(key.encode() + np.asarray(ex[key]).tobytes())
+      out[(split, i)] = h.hexdigest()
+  return out
+
+
+def test_two_worker_processes_write_the_same_dataset(built, corpus, tmp_path):
+  data_dir, _, _, _ = built
+  build(["--input", str(corpus), "--image_size", "64", "--direct_num_workers=2",
+         "--direct_running_mode=multi_processing"], tmp_path)
+  one, two = example_digests(data_dir), example_digests(tmp_path)
+  assert len(one) > 15 and one == two
+
+
+def test_corpus_where_every_file_fails_is_an_error_not_a_dataset(tmp_path):
+  root = tmp_path / "bad"
+  write_wav(root / "zed" / "quiet.wav", np.zeros(16000, np.float32))
+  (root / "zed" / "junk.wav").write_bytes(b"nothing here")
+  out = build(["--input", str(root), "--image_size", "64"], tmp_path / "tfds", check=False)
+  assert out.returncode == 1
+  assert "no file of the corpus could be used" in out.stderr
+  assert "Traceback" not in out.stderr
+  assert not (tmp_path / "tfds" / "a2i_speakers" / "bad_64" / "1.0.0").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--bogus_flag=1"], "unrecognized arguments: bogus_flag"),
+    (["--input", "/no/such/corpus"], "no such file or directory"),
+    (["--image_size", "100"], "invalid choice"),
+    (["--splits", "90/10"], "splits must look like"),
+])
+def test_bad_flags_fail_at_once_with_one_line(tmp_path, args, message):
+  out = build(args, tmp_path, check=False)
+  assert out.returncode == 2
+  assert message in out.stderr and "Traceback" not in out.stderr
+  assert not (tmp_path / "a2i_speakers").exists()
+
+
+def test_readme_demo_build_then_tfds_load_by_bare_name(tmp_path):
+  env = dict(ENV, TFDS_DATA_DIR=str(tmp_path))
+  out = subprocess.run([sys.executable, "-m", "pipeline.build", "--runner=DirectRunner"],
+                       capture_output=True, text=True, env=env)
+  assert out.returncode == 0, out.stderr[-3000:]
+  code = ("import tensorflow_datasets as tfds; "
+          "ds, info = tfds.load('a2i_speakers', with_info=True); "
+          "print(info.features['speaker'].names, info.features['image'].shape, "
+          "sum(s.num_examples for s in info.splits.values()))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       cwd="/")
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.strip() == "['aria', 'rachid'] (512, 512, 3) 1096"

@@ -1,0 +1,152 @@
+"""Corpus layouts, auto-detection and split assignment (no Beam involved)."""
+
+import json
+import os
+
+import pytest
+
+from pipeline import splits
+from pipeline.corpus import detect_layout, list_corpus
+from pipeline.corpus.manifest import ManifestError
+from tests.conftest import tone, write_wav
+
+X = tone(200.0, 1.0)
+
+
+def touch(root, rel, audio=True):
+  path = root / rel
+  if audio:
+    write_wav(path, X)
+  else:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("text")
+  return path
+
+
+def by_file(files):
+  return {f.relpath: f for f in files}
+
+
+def test_folders_layout_accounts_for_every_file(tmp_path):
+  root = tmp_path / "corpus"
+  touch(root, "alice/a1.wav")
+  touch(root, "alice/session 2/a2.flac")
+  touch(root, "bob/b1.wav")
+  touch(root, "loose.wav")
+  touch(root, "bob/notes.txt", audio=False)
+  outside = touch(tmp_path, "elsewhere/x.wav")
+  os.symlink(outside, root / "bob" / "link.wav")
+  layout, files = list_corpus(str(root))
+  f = by_file(files)
+  assert layout == "folders"
+  assert len(files) == 6
+  assert f["alice/session 2/a2.flac"].speaker == "alice"
+  assert f["alice/a1.wav"].group == "alice/a1.wav"
+  assert (f["loose.wav"].status, f["bob/notes.txt"].status, f["bob/link.wav"].status) == (
+      "no_speaker", "not_audio", "outside_root")
+
+
+def test_librispeech_groups_by_chapter(tmp_path):
+  root = tmp_path / "dev-clean"
+  for rel in ("84/121123/84-121123-0000.flac", "84/121123/84-121123-0001.flac",
+              "84/121550/84-121550-0000.flac", "174/50561/174-50561-0000.flac"):
+    touch(root, rel)
+  touch(root, "84/121123/84-121123.trans.txt", audio=False)
+  assert detect_layout(str(root)) == "librispeech"
+  layout, files = list_corpus(str(root))
+  f = by_file(files)
+  assert f["84/121123/84-121123-0001.flac"].group == "84/121123"
+  assert f["174/50561/174-50561-0000.flac"].speaker == "174"
+  assert f["84/121123/84-121123.trans.txt"].status == "not_audio"
+
+
+def test_vctk_puts_both_microphones_in_one_group(tmp_path):
+  root = tmp_path / "VCTK-Corpus-0.92"
+  touch(root, "wav48_silence_trimmed/p225/p225_001_mic1.flac")
+  touch(root, "wav48_silence_trimmed/p225/p225_001_mic2.flac")
+  touch(root, "wav48_silence_trimmed/p226/p226_001_mic1.flac")
+  touch(root, "txt/p225/p225_001.txt", audio=False)
+  touch(root, "speaker-info.txt", audio=False)
+  assert detect_layout(str(root)) == "vctk"
+  _, files = list_corpus(str(root))
+  f = by_file(files)
+  mic1, mic2 = (f[f"wav48_silence_trimmed/p225/p225_001_mic{k}.flac"] for k in (1, 2))
+  assert mic1.speaker == mic2.speaker == "p225" and mic1.group == mic2.group
+  assert f["txt/p225/p225_001.txt"].status != "audio"
+  assert f["speaker-info.txt"].status != "audio"
+
+
+def test_voxceleb_groups_by_video(tmp_path):
+  root = tmp_path / "vox1_dev"
+  touch(root, "wav/id10001/1zcIwhmdeo4/00001.wav")
+  touch(root, "wav/id10001/1zcIwhmdeo4/00002.wav")
+  touch(root, "wav/id10002/xTV-jFAUKcw/00001.wav")
+  touch(root, "wav/id10002/xTV-jFAUKcw/00002.m4a", audio=False)
+  assert detect_layout(str(root)) == "voxceleb"
+  _, files = list_corpus(str(root))
+  f = by_file(files)
+  assert f["wav/id10001/1zcIwhmdeo4/00002.wav"].speaker == "id10001"
+  assert f["wav/id10001/1zcIwhmdeo4/00002.wav"].group == "wav/id10001/1zcIwhmdeo4"
+  assert f["wav/id10002/xTV-jFAUKcw/00002.m4a"].status == "not_audio"
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_manifest_paths_are_relative_and_confined(tmp_path, kind):
+  root = tmp_path / "m"
+  touch(root, "clips/one.wav")
+  touch(root, "clips/two.wav")
+  touch(tmp_path, "secret.wav")
+  rows = [("clips/one.wav", "ann"), ("./clips/two.wav", "ben"), ("../secret.wav", "ann"),
+          ("clips/none.wav", "ben"), ("clips/one.wav", "ann")]
+  manifest = root / f"list.{kind}"
+  if kind == "csv":
+    manifest.write_text("path,speaker\n" + "".join(f"{p},{s}\n" for p, s in rows))
+  else:
+    manifest.write_text("".join(json.dumps({"path": p, "speaker": s}) + "\n" for p, s in rows))
+  layout, files = list_corpus(str(manifest))
+  assert layout == "manifest"
+  status = [(f.relpath, f.status) for f in files]
+  assert sorted(status) == sorted([("clips/one.wav", "audio"), ("clips/two.wav", "audio"),
+                                   ("../secret.wav", "outside_root"),
+                                   ("clips/none.wav", "missing"),
+                                   ("clips/one.wav", "duplicate")])
+
+
+def test_manifest_without_speaker_column_is_refused(tmp_path):
+  manifest = tmp_path / "list.csv"
+  manifest.write_text("file,label\na.wav,x\n")
+  with pytest.raises(ManifestError, match="speaker"):
+    list_corpus(str(manifest))
+
+
+@pytest.mark.parametrize("n,counts", [(1, [1, 0, 0]), (2, [1, 0, 1]), (3, [1, 1, 1]),
+                                      (10, [8, 1, 1]), (548, [438, 55, 55]), (7, [5, 1, 1])])
+def test_allocation_counts(n, counts):
+  assert splits.allocate(n, (0.8, 0.1, 0.1)) == counts
+
+
+def test_recording_splits_are_grouped_stratified_and_deterministic():
+  pairs = {(f"s{s}", f"s{s}/rec{r}") for s in range(4) for r in range(20)}
+  a = splits.assign(pairs)
+  assert a == splits.assign(sorted(pairs, reverse=True))        # order-independent
+  for s in range(4):
+    mine = [a[(f"s{s}", f"s{s}/rec{r}")] for r in range(20)]
+    assert (mine.count("train"), mine.count("validation"), mine.count("test")) == (16, 2, 2)
+  assert a != splits.assign({(s, g + "x") for s, g in pairs})   # it depends on the names
+
+
+def test_speaker_splits_are_speaker_disjoint():
+  pairs = {(f"s{s}", f"s{s}/rec{r}") for s in range(10) for r in range(3)}
+  a = splits.assign(pairs, by="speaker")
+  split_of_speaker = {}
+  for (s, _), split in a.items():
+    assert split_of_speaker.setdefault(s, split) == split
+  assert sorted(split_of_speaker.values()).count("train") == 8
+
+
+def test_parse_fractions():
+  assert splits.parse_fractions("80/10/10") == (0.8, 0.1, 0.1)
+  assert splits.parse_fractions("2/1/1") == (0.5, 0.25, 0.25)
+  for bad in ("80/20", "a/b/c", "0/50/50", "-1/1/1"):
+    with pytest.raises(ValueError):
+      splits.parse_fractions(bad)
