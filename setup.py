@@ -25,6 +25,7 @@ setuptools.setup(
         "soundfile>=0.12.1",
         "soxr>=0.3.7",
         "espeakng-loader>=0.2.4",
+        "threadpoolctl>=3.1",
     ],
     extras_require={"train": ["tensorflow>=2.16", "matplotlib>=3.8", "scikit-learn>=1.3"]},
 )

@@ -11,9 +11,16 @@ Flags this program does not know are Beam pipeline options (--runner,
 
 from __future__ import annotations
 
+import os
+
+# Parallelism comes from Beam workers, one process per core: numerical
+# libraries must not also spread each worker over every core. Set before
+# numpy is imported; worker processes inherit it.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+  os.environ.setdefault(_var, "1")
+
 import argparse
 import logging
-import os
 import re
 import sys
 
@@ -120,8 +127,10 @@ def run(argv=None) -> int:
 
   data_dir = args.data_dir or os.environ.get("TFDS_DATA_DIR") or None
   builder = Builder(config=config, data_dir=data_dir)
-  report_path = os.path.join(builder.data_dir, REPORT_FILE)
-  if os.path.exists(report_path) and not args.overwrite:
+  from etils import epath
+
+  report_path = epath.Path(builder.data_dir) / REPORT_FILE
+  if report_path.exists() and not args.overwrite:
     print(f"a2i_speakers/{builder.builder_config.name} {builder.version} already built at "
           f"{builder.data_dir} (--overwrite to rebuild)")
     return 0
@@ -135,8 +144,7 @@ def run(argv=None) -> int:
     return 1
   import json
 
-  with open(report_path, encoding="utf-8") as f:
-    print(format_summary(json.load(f), builder.data_dir))
+  print(format_summary(json.loads(report_path.read_text(encoding="utf-8")), builder.data_dir))
   return 0
 
 

@@ -14,6 +14,8 @@ no split is announced that would end up empty.
 
 from __future__ import annotations
 
+import io
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
@@ -40,7 +42,18 @@ def example_key(f: CorpusFile, clip_index: int) -> str:
   return f"{f.relpath}#{clip_index:05d}"
 
 
-class Decode(beam.DoFn):
+class _CoreDoFn(beam.DoFn):
+  """Runs the numpy core with single-threaded BLAS in every worker process:
+  Beam parallelises across workers, and a multi-threaded matrix product sums
+  in another order, which would change descriptors in their last bits."""
+
+  def setup(self):
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+class Decode(_CoreDoFn):
   """file or (file, split) -> (file, split, waveform at the working rate)."""
 
   def __init__(self, spec: EncodingSpec, max_seconds: float):
@@ -61,7 +74,7 @@ class Decode(beam.DoFn):
     yield f, split, x
 
 
-class Cut(beam.DoFn):
+class Cut(_CoreDoFn):
   """(file, split, waveform) -> (file, split, clip) for each clip kept."""
 
   def __init__(self, spec: EncodingSpec):
@@ -85,7 +98,17 @@ class Cut(beam.DoFn):
       yield f, split, clip
 
 
-class Encode(beam.DoFn):
+def png_bytes(image) -> bytes:
+  """Lossless PNG at zlib level 1: 4x faster than TFDS's default encoder for
+  a ~30 % larger file (the green plane is noise to zlib at any level)."""
+  from PIL import Image
+
+  buffer = io.BytesIO()
+  Image.fromarray(image, "RGB").save(buffer, format="PNG", compress_level=1)
+  return buffer.getvalue()
+
+
+class Encode(_CoreDoFn):
   """(file, split, clip) -> (split, key, example) in the dataset's features."""
 
   def __init__(self, spec: EncodingSpec, image_size: int):
@@ -97,7 +120,7 @@ class Encode(beam.DoFn):
     encoded = encode_clip(clip.samples, self.image_size, self.spec, require_speech=False)
     self.encoded.inc()
     yield split, example_key(f, clip.index), {
-        "image": encoded.image,
+        "image": png_bytes(encoded.image),
         "speaker": f.speaker,
         "recording": f.relpath,
         "clip_index": clip.index,

@@ -10,10 +10,10 @@ import collections
 import dataclasses
 import json
 import os
-import shutil
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
 from pipeline import demo, splits
 from pipeline.audio import DEFAULT_MAX_SECONDS
@@ -128,17 +128,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _write_listing(self, name, items) -> str:
     """The listing goes through a file, not the pipeline graph: on a cluster a
     million-file corpus would not fit in a job description."""
-    path = os.path.join(self.data_dir, name)
-    with open(path, "w", encoding="utf-8") as out:
-      for f, split in items:
-        out.write(json.dumps([dataclasses.asdict(f), split], ensure_ascii=True) + "\n")
-    return path
+    path = epath.Path(self.data_dir) / name
+    path.write_text("".join(json.dumps([dataclasses.asdict(f), split], ensure_ascii=True) + "\n"
+                            for f, split in items))
+    return os.fspath(path)
 
   def _analyse(self, usable, options):
     import apache_beam as beam
 
     listing = self._write_listing("_analysis_listing.jsonl", [(f, None) for f in usable])
-    parts = os.path.join(self.data_dir, "_analysis", "part")
+    parts = epath.Path(self.data_dir) / "_analysis"
     with beam.Pipeline(options=options) as p:
       _ = (p
            | "ReadListing" >> beam.io.ReadFromText(listing)
@@ -146,27 +145,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
            | "AnalyseCorpus" >> AnalyseCorpus(self.builder_config.encoding,
                                               self.builder_config.max_seconds)
            | "ReportToJson" >> beam.Map(json.dumps, sort_keys=True)
-           | "WriteReportParts" >> beam.io.WriteToText(parts, file_name_suffix=".jsonl"))
+           | "WriteReportParts" >> beam.io.WriteToText(os.fspath(parts / "part"),
+                                                      file_name_suffix=".jsonl"))
     counters = _counters(p.result)
-    records = []
-    for name in sorted(os.listdir(os.path.dirname(parts))):
-      with open(os.path.join(os.path.dirname(parts), name), encoding="utf-8") as f:
-        records.extend(json.loads(line) for line in f if line.strip())
-    shutil.rmtree(os.path.dirname(parts))
-    os.remove(listing)
+    records = [json.loads(line) for part in sorted(parts.iterdir())
+               for line in part.read_text(encoding="utf-8").splitlines() if line.strip()]
+    parts.rmtree()
+    epath.Path(listing).unlink()
     return records, counters
 
   def _process_pipeline_result(self, pipeline_result) -> None:
     """Writes build_report.json beside the data, inside TFDS's temporary
     folder: it appears together with the dataset or not at all."""
-    os.remove(os.path.join(self.data_dir, "_encode_listing.jsonl"))
+    (epath.Path(self.data_dir) / "_encode_listing.jsonl").unlink()
     counters = dict(self._analysis_counters)
     for name, value in _counters(pipeline_result).items():
       counters["encode_" + name] = value
     report = build_report(self._records, counters, config=self.builder_config,
                           layout=self._layout, version=str(self.version))
-    with open(os.path.join(self.data_dir, REPORT_FILE), "w", encoding="utf-8") as f:
-      json.dump(report, f, indent=1, ensure_ascii=False)
+    (epath.Path(self.data_dir) / REPORT_FILE).write_text(
+        json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 def _parse_listing(line: str):
