@@ -1,0 +1,176 @@
+"""trainer.fit / trainer.predict on a tiny dataset built by the real pipeline at 64 px."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from pipeline import demo
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+VOICES = (demo.Voice("hi", "en+f3", 80), demo.Voice("mid", "en-us+m1", 50),
+          demo.Voice("lo", "en+m3", 15))
+
+
+def run(module, *args, check=True, env=ENV):
+  out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                       env=env)
+  if check:
+    assert out.returncode == 0, out.stderr[-3000:]
+  return out
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+  """(data_dir, corpus folder): 3 voices x 40 utterances, split 70/15/15."""
+  root = tmp_path_factory.mktemp("trainer")
+  corpus = demo.materialise(demo.DemoCorpus("three", VOICES, 40), str(root / "corpus"))
+  run("pipeline.build", "--input", corpus, "--name", "three", "--image_size", "64",
+      "--splits", "70/15/15", "--data_dir", str(root / "tfds"))
+  return root / "tfds", corpus
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+  data_dir, _ = dataset
+  output = tmp_path_factory.mktemp("run")
+  run("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(output), "--epochs", "25", "--batch_size", "8")
+  with open(output / "metrics.json") as f:
+    return output, json.load(f)
+
+
+def test_trains_well_above_chance(trained):
+  _, metrics = trained
+  assert metrics["test_accuracy"] >= 0.8        # chance is 1/3
+  assert metrics["test_examples"] == 18
+
+
+def test_metrics_schema_and_consistency(trained, dataset):
+  output, m = trained
+  assert isinstance(m["test_accuracy"], float)
+  assert m["speakers"] == sorted(v.speaker for v in VOICES)   # ClassLabel order
+  assert set(m["per_speaker"]) == set(m["speakers"])
+  for s in m["per_speaker"].values():
+    assert set(s) == {"precision", "recall", "f1", "support"}
+  cm = np.array(m["confusion_matrix"])
+  assert cm.shape == (3, 3) and cm.sum() == m["test_examples"]
+  assert [m["per_speaker"][s]["support"] for s in m["speakers"]] == cm.sum(axis=1).tolist()
+  assert m["test_accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+  assert m["channels"] == "rgb"
+  assert m["dataset"] == {"name": "a2i_speakers", "config": "three", "version": "1.0.0"}
+  with open(output / "history.csv") as f:
+    assert m["epochs_run"] == len(f.read().strip().splitlines()) - 1 >= 1
+  for name in ("confusion_matrix.png", "training_curves.png", "samples.png", "model.keras",
+               "encoding.json"):
+    assert (output / name).stat().st_size > 0, name
+  assert any((output / "logs").rglob("*tfevents*"))
+  with open(output / "encoding.json") as f:
+    enc = json.load(f)
+  assert enc["image_size"] == 64 and enc["channels"] == "rgb"
+  assert enc["encoding"]["clip_seconds"] == pytest.approx(4.096)
+
+
+def test_predict_agrees_with_the_model_on_the_dataset_images(trained, dataset):
+  import tensorflow_datasets as tfds
+
+  from trainer.predict import load_run
+
+  output, _ = trained
+  data_dir, corpus = dataset
+  model, settings = load_run(str(output / "model.keras"))   # safe_mode=True
+  test = tfds.as_numpy(tfds.load("a2i_speakers/three", split="test", data_dir=str(data_dir)))
+  examples = list(test)[:5]
+  files = [os.path.join(corpus, ex["recording"].decode()) for ex in examples]
+  out = run("trainer.predict", "--model", str(output / "model.keras"), *files,
+            os.path.join(corpus, "nope.wav"), check=False)
+  assert out.returncode == 1                                   # one file failed ...
+  assert "nope.wav: error:" in out.stderr
+  lines = out.stdout.strip().splitlines()
+  assert len(lines) == 5                                       # ... the others went on
+  for ex, line in zip(examples, lines):
+    image = ex["image"][None].astype(np.float32)
+    expected = settings["speakers"][int(np.argmax(model.predict(image, verbose=0)))]
+    assert line.split("\t")[2] == expected
+
+
+def test_resume_after_kill(dataset, tmp_path):
+  data_dir, _ = dataset
+  args = [sys.executable, "-m", "trainer.fit", "--dataset", "a2i_speakers/three",
+          "--data_dir", str(data_dir), "--output", str(tmp_path), "--epochs", "5",
+          "--batch_size", "8", "--patience", "50"]
+  proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=ENV)
+  history = tmp_path / "history.csv"
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if history.exists() and len(history.read_text().strip().splitlines()) >= 3:  # 2 epochs
+      break
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert len(history.read_text().strip().splitlines()) < 6, "finished before it was killed"
+  out = subprocess.run(args, capture_output=True, text=True, env=ENV)
+  assert out.returncode == 0, out.stderr[-2000:]
+  first_epoch = next(l for l in out.stdout.splitlines() if l.startswith("Epoch "))
+  assert first_epoch != "Epoch 1/5"                            # resumed, not restarted
+  with open(tmp_path / "metrics.json") as f:
+    assert json.load(f)["epochs_run"] == 5
+
+
+def test_channel_subsets_change_the_model_input(dataset, tmp_path):
+  import keras
+
+  from trainer import models  # noqa: F401
+
+  data_dir, _ = dataset
+  run("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(tmp_path), "--epochs", "1", "--channels", "rb", "--model", "paper")
+  model = keras.saving.load_model(str(tmp_path / "model.keras"), safe_mode=True)
+  assert model.input_shape == (None, 64, 64, 2)
+  with open(tmp_path / "metrics.json") as f:
+    m = json.load(f)
+  assert (m["channels"], m["model"]) == ("rb", "paper")
+
+
+def test_missing_dataset_says_how_to_build_it(tmp_path):
+  out = run("trainer.fit", "--data_dir", str(tmp_path), "--output", str(tmp_path / "run"),
+            check=False)
+  assert out.returncode == 2
+  assert "python -m pipeline.build" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_mixed_precision_path_runs_on_cpu():
+  """The GPU configuration (mixed float16) builds and trains a step here too,
+  with float32 probabilities out."""
+  import keras
+
+  from trainer.models import build_model
+
+  keras.mixed_precision.set_global_policy("mixed_float16")
+  try:
+    for name in ("paper", "grid"):
+      model = build_model(name, 64, 3, 4)
+      model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+      x = np.random.default_rng(0).integers(0, 255, (8, 64, 64, 3)).astype(np.float32)
+      model.train_on_batch(x, np.arange(8) % 4)
+      probs = model.predict(x, verbose=0)
+      assert probs.dtype == np.float32 and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+      assert model.get_layer("embedding").compute_dtype == "float16"
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_strategy_on_this_machine():
+  from trainer.fit import strategy_and_precision
+  import tensorflow as tf
+
+  strategy, precision, gpus = strategy_and_precision()
+  assert gpus == len(tf.config.list_physical_devices("GPU"))
+  assert precision == ("mixed_float16" if gpus else "float32")
+  assert strategy.num_replicas_in_sync == max(1, gpus)

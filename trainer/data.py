@@ -1,0 +1,83 @@
+"""The input pipeline: tfds -> channel selection -> cache -> shuffle -> batch -> prefetch."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+CHANNELS = {"rgb": [0, 1, 2], "r": [0], "g": [1], "b": [2], "rg": [0, 1], "rb": [0, 2],
+            "gb": [1, 2]}
+
+
+class DatasetMissing(RuntimeError):
+  pass
+
+
+@dataclasses.dataclass
+class Splits:
+  train: tf.data.Dataset
+  validation: tf.data.Dataset | None
+  test: tf.data.Dataset
+  info: tfds.core.DatasetInfo
+  builder: tfds.core.DatasetBuilder
+
+  @property
+  def speakers(self) -> list[str]:
+    return list(self.info.features["speaker"].names)
+
+
+def open_dataset(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+  """The prepared dataset, read from its files; never builds one."""
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except (tfds.core.registered.DatasetNotFoundError, ValueError) as e:
+    raise DatasetMissing(_how_to_build(name, data_dir)) from e
+  if not builder.is_prepared():
+    raise DatasetMissing(_how_to_build(name, data_dir))
+  return builder
+
+
+def _how_to_build(name, data_dir):
+  where = f" in {data_dir}" if data_dir else ""
+  config = name.split("/", 1)[1] if "/" in name else "demo"
+  hint = ("python -m pipeline.build --runner=DirectRunner" if config == "demo"
+          else f"python -m pipeline.build --input YOUR_CORPUS --name {config}")
+  return f"dataset {name} is not built{where}; build it with: {hint}" + (
+      f" --data_dir {data_dir}" if data_dir else "")
+
+
+def select_channels(image, channels: str):
+  return tf.gather(image, CHANNELS[channels], axis=-1)
+
+
+def pipeline(ds: tf.data.Dataset, channels: str, batch_size: int, training: bool,
+             seed: int) -> tf.data.Dataset:
+  """(uint8 image, label) batches; images are cached as uint8, cast after batching."""
+  ds = ds.map(lambda ex: (select_channels(ex["image"], channels), ex["speaker"]),
+              num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.cache()
+  if training:
+    ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+  ds = ds.batch(batch_size)
+  ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: int) -> Splits:
+  builder = open_dataset(name, data_dir)
+  splits = builder.info.splits
+
+  def split(s, training=False):
+    if s not in splits or splits[s].num_examples == 0:
+      return None
+    ds = builder.as_dataset(split=s, shuffle_files=training,
+                            read_config=tfds.ReadConfig(shuffle_seed=seed))
+    return pipeline(ds, channels, batch_size, training, seed)
+
+  train, test = split("train", training=True), split("test")
+  if train is None or test is None:
+    raise DatasetMissing(f"dataset {name} needs non-empty train and test splits")
+  return Splits(train=train, validation=split("validation"), test=test, info=builder.info,
+                builder=builder)

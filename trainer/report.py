@@ -1,0 +1,158 @@
+"""The run report: metrics.json, figures, and the settings a model needs to predict."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from trainer.data import CHANNELS
+
+ENCODING_FILE = "encoding.json"
+
+
+def predict(model, ds):
+  """(true labels, class probabilities, uint8 images of the first batch)."""
+  ys, probs, first = [], [], None
+  for x, y in ds:
+    probs.append(model.predict_on_batch(x))
+    ys.append(y.numpy())
+    if first is None:
+      first = (x.numpy().astype(np.uint8), y.numpy())
+  return np.concatenate(ys), np.concatenate(probs).astype(np.float64), first
+
+
+def history_rows(output: str) -> list[dict]:
+  """Per-epoch history across resumed runs (last line per epoch wins)."""
+  path = os.path.join(output, "history.csv")
+  if not os.path.exists(path):
+    return []
+  rows = {}
+  with open(path) as f:
+    for row in csv.DictReader(f):
+      if row.get("epoch", "epoch") != "epoch":
+        rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if v not in ("", None)}
+  return [rows[k] for k in sorted(rows)]
+
+
+def dataset_identity(builder) -> dict:
+  config = getattr(builder, "builder_config", None)
+  return {"name": builder.name, "config": config.name if config else None,
+          "version": str(builder.version)}
+
+
+def write(model, splits, args, history, seconds: float, device: str, precision: str) -> dict:
+  speakers = splits.speakers
+  labels = list(range(len(speakers)))
+  y, prob, first = predict(model, splits.test)
+  pred = prob.argmax(axis=1)
+  p, r, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+  cm = confusion_matrix(y, pred, labels=labels)
+  rows = history_rows(args.output)
+  val_acc = None
+  if splits.validation is not None:
+    yv, probv, _ = predict(model, splits.validation)
+    val_acc = float((probv.argmax(axis=1) == yv).mean())
+  metrics = {
+      "test_accuracy": float((pred == y).mean()),
+      "test_examples": int(len(y)),
+      "validation_accuracy": val_acc,
+      "per_speaker": {s: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f1[i]),
+                          "support": int(support[i])} for i, s in enumerate(speakers)},
+      "macro_f1": float(f1.mean()),
+      "confusion_matrix": cm.tolist(),
+      "speakers": speakers,
+      "channels": args.channels,
+      "model": args.model,
+      "parameters": int(model.count_params()),
+      "dataset": dataset_identity(splits.builder),
+      "image_size": int(splits.info.features["image"].shape[0]),
+      "epochs_run": len(rows) or len(history.history.get("loss", [])),
+      "best_epoch": (int(np.argmin([h.get("val_loss", h["loss"]) for h in rows])) + 1
+                     if rows else None),
+      "batch_size": args.batch_size,
+      "seed": args.seed,
+      "device": device,
+      "precision": precision,
+      "train_seconds_this_run": round(seconds, 1),
+  }
+  with open(os.path.join(args.output, "metrics.json"), "w") as f:
+    json.dump(metrics, f, indent=1)
+  with open(os.path.join(args.output, ENCODING_FILE), "w") as f:
+    json.dump({"encoding": dict(splits.info.metadata.get("encoding", {})),
+               "image_size": metrics["image_size"], "channels": args.channels,
+               "speakers": speakers, "dataset": metrics["dataset"], "model": args.model}, f,
+              indent=1)
+  plot_confusion(cm, speakers, os.path.join(args.output, "confusion_matrix.png"))
+  plot_curves(rows, os.path.join(args.output, "training_curves.png"))
+  plot_samples(first, pred[:len(first[1])], speakers, args.channels,
+               os.path.join(args.output, "samples.png"))
+  return metrics
+
+
+def plot_confusion(cm, speakers, path):
+  n = len(speakers)
+  fig, ax = plt.subplots(figsize=(max(4, 0.35 * n + 2), max(3.5, 0.35 * n + 1.5)))
+  ax.imshow(cm, cmap="Blues")
+  ax.set_xlabel("predicted speaker")
+  ax.set_ylabel("true speaker")
+  if n <= 40:
+    ax.set_xticks(range(n), speakers, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), speakers, fontsize=7)
+  if n <= 20:
+    for i in range(n):
+      for j in range(n):
+        ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=8,
+                color="white" if cm[i, j] > cm.max() / 2 else "black")
+  ax.set_title(f"test confusion matrix ({cm.sum()} clips)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def plot_curves(rows, path):
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+  epochs = [r["epoch"] + 1 for r in rows]
+  for ax, key in zip(axes, ("loss", "accuracy")):
+    ax.plot(epochs, [r.get(key) for r in rows], "o-", label="train")
+    if rows and f"val_{key}" in rows[0]:
+      ax.plot(epochs, [r.get(f"val_{key}") for r in rows], "o-", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_title(key)
+    ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def as_rgb(image, channels: str):
+  """Puts the selected channels back in their R, G, B places for display."""
+  out = np.zeros(image.shape[:2] + (3,), np.uint8)
+  for k, c in enumerate(CHANNELS[channels]):
+    out[..., c] = image[..., k]
+  return out
+
+
+def plot_samples(first, pred, speakers, channels, path, n=16):
+  images, labels = first
+  n = min(n, len(images))
+  cols = 4
+  rows = (n + cols - 1) // cols
+  fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+  for i, ax in enumerate(axes.flat):
+    ax.axis("off")
+    if i < n:
+      ax.imshow(as_rgb(images[i], channels))
+      ok = "" if pred[i] == labels[i] else f" (pred {speakers[pred[i]]})"
+      ax.set_title(speakers[labels[i]] + ok, fontsize=8, color="black" if not ok else "red")
+  fig.suptitle(f"test inputs, channels {channels}")
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
