@@ -120,8 +120,10 @@ def run(argv=None) -> int:
     if name == "demo" and all(getattr(default, k) == v for k, v in settings.items()):
       config = "demo"
     else:
-      config = dataclasses.replace(default, name=name, description=default.description,
-                                   **settings)
+      config = dataclasses.replace(
+          default, name=name, **settings,
+          description=f"The built-in {default.demo} corpus at {args.image_size}x"
+                      f"{args.image_size}, split {args.splits} by {args.split_by}.")
   if name == "demo" and config != "demo":
     parser.error("the name 'demo' is the built-in corpus at its default settings; pick --name")
 
