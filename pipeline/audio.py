@@ -51,12 +51,7 @@ class AudioError(ValueError):
     super().__init__(f"{reason}: {detail or REASONS[reason]}")
 
 
-def _looks_like_audio(path: str) -> bool:
-  try:
-    with open(path, "rb") as f:
-      head = f.read(12)
-  except OSError:
-    return False
+def _looks_like_audio(head: bytes) -> bool:
   if head.startswith(_AUDIO_MAGIC):
     return True
   return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG
@@ -91,46 +86,78 @@ def to_working_rate(waveform, sample_rate, spec: EncodingSpec = DEFAULT_SPEC):
   return resample(check_waveform(waveform, sample_rate), sample_rate, spec.sample_rate)
 
 
+def _wav_header(head: bytes):
+  """(sample rate, bytes per frame, declared data bytes, data offset) of a
+  RIFF/WAVE header, or None. libsndfile hides two things we want to report:
+  a zero sample rate (it says only "SF_INFO struct incomplete") and a data
+  size larger than the file (it silently reads what is there)."""
+  if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+    return None
+  endian = "<" if head[:4] == b"RIFF" else ">"
+  pos, rate, frame_bytes = 12, None, None
+  while pos + 8 <= len(head):
+    chunk, size = head[pos:pos + 4], int.from_bytes(head[pos + 4:pos + 8],
+                                                    "little" if endian == "<" else "big")
+    if chunk == b"fmt " and pos + 24 <= len(head):
+      rate = int.from_bytes(head[pos + 12:pos + 16], "little" if endian == "<" else "big")
+      frame_bytes = int.from_bytes(head[pos + 20:pos + 22], "little" if endian == "<" else "big")
+    elif chunk == b"data":
+      return rate, frame_bytes, size, pos + 8
+    pos += 8 + size + (size & 1)
+  return (rate, frame_bytes, None, None) if rate is not None else None
+
+
 def load_audio(path: str, spec: EncodingSpec = DEFAULT_SPEC,
-               max_seconds: float = DEFAULT_MAX_SECONDS) -> np.ndarray:
+               max_seconds: float = DEFAULT_MAX_SECONDS, notes: list | None = None) -> np.ndarray:
   """Reads any libsndfile format, mixes to mono, resamples to the working rate.
 
   Reads in blocks so that a file over `max_seconds` (or a header that lies
-  about its length) never allocates more than the cap.
+  about its length) never allocates more than the cap. Repairs it made (a
+  truncated file decoded as far as it goes) are appended to `notes`.
+  The file is opened by Python and handed to libsndfile as a file object, so
+  any file name the OS accepts works, UTF-8 or not.
   """
   try:
     size = os.path.getsize(path)
+    stream = open(path, "rb")
   except OSError as e:
     raise AudioError("unreadable", e.strerror or str(e)) from None
-  if size == 0:
-    raise AudioError("empty", "0 bytes")
-  try:
-    f = sf.SoundFile(path)
-  except PermissionError as e:
-    raise AudioError("unreadable", e.strerror or str(e)) from None
-  except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-    if not os.access(path, os.R_OK):
-      raise AudioError("unreadable", "permission denied") from None
-    msg = str(e).split("\n")[0][:160]
-    if "sample rate" in msg.lower() and "0" in msg:
-      raise AudioError("zero_rate", msg) from None
-    raise AudioError("corrupt" if _looks_like_audio(path) else "not_audio", msg) from None
-  with f:
-    rate = f.samplerate
-    if rate <= 0:
-      raise AudioError("zero_rate", f"sample rate {rate}")
-    cap = int(max_seconds * rate)
-    blocks, n = [], 0
+  with stream:
+    if size == 0:
+      raise AudioError("empty", "0 bytes")
+    head = stream.read(4096)
+    stream.seek(0)
+    wav = _wav_header(head)
+    if wav and wav[0] == 0:
+      raise AudioError("zero_rate", "the WAV header gives a sample rate of 0")
     try:
-      for block in f.blocks(blocksize=rate * 30, dtype="float32", always_2d=True):
-        blocks.append(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0])
-        n += len(block)
-        if n > cap:
-          raise AudioError("too_long", f"over the {max_seconds:g} s cap (--max_seconds)")
-    except sf.LibsndfileError as e:
-      if not blocks:
-        raise AudioError("corrupt", str(e)[:160]) from None
-      # A truncated file: keep what decoded.
+      f = sf.SoundFile(stream)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+      msg = str(e).split("\n")[0][:160]
+      raise AudioError("corrupt" if _looks_like_audio(head) else "not_audio", msg) from None
+    with f:
+      rate = f.samplerate
+      if rate <= 0:
+        raise AudioError("zero_rate", f"sample rate {rate}")
+      if wav and wav[1] and wav[2] is not None and notes is not None:
+        declared = wav[2] / wav[1] / rate
+        present = (size - wav[3]) / wav[1] / rate
+        if declared > present + 0.01:
+          notes.append(f"truncated: the header declares {declared:.1f} s, the file holds "
+                       f"{present:.1f} s; decoded what is there")
+      cap = int(max_seconds * rate)
+      blocks, n = [], 0
+      try:
+        for block in f.blocks(blocksize=rate * 30, dtype="float32", always_2d=True):
+          blocks.append(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0])
+          n += len(block)
+          if n > cap:
+            raise AudioError("too_long", f"over the {max_seconds:g} s cap (--max_seconds)")
+      except sf.LibsndfileError as e:
+        if not blocks:
+          raise AudioError("corrupt", str(e)[:160]) from None
+        if notes is not None:
+          notes.append(f"decoding stopped early ({str(e)[:80]}); kept what decoded")
   if n == 0:
     raise AudioError("empty", "0 frames")
   x = np.concatenate(blocks).astype(np.float32, copy=False)

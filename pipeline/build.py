@@ -136,6 +136,13 @@ def run(argv=None) -> int:
     print(f"a2i_speakers/{builder.builder_config.name} {builder.version} already built at "
           f"{builder.data_dir} (--overwrite to rebuild)")
     return 0
+  # A build killed earlier leaves TFDS's temporary folder beside the version
+  # folder; readers ignore it, and a new build starts from scratch anyway.
+  stale = list(report_path.parent.parent.glob(f"incomplete.*_{builder.version}"))
+  for folder in stale:
+    folder.rmtree()
+  if stale:
+    print(f"removed {len(stale)} unfinished build folder(s) left by an interrupted run")
   mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if args.overwrite
           else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
   try:

@@ -14,6 +14,7 @@ no split is announced that would end up empty.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import apache_beam as beam
@@ -63,14 +64,18 @@ class Decode(_CoreDoFn):
 
   def process(self, item):
     f, split = item if isinstance(item, tuple) else (item, None)
+    notes = []
     try:
-      x = load_audio(f.path, self.spec, self.max_seconds)
+      x = load_audio(f.path, self.spec, self.max_seconds, notes)
     except AudioError as e:
       Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
       yield beam.pvalue.TaggedOutput(FAILED, report_record(f, "failed", e.reason, e.detail))
       return
     self.decoded.inc()
     self.seconds.inc(int(round(len(x) / self.spec.sample_rate)))
+    if notes:
+      Metrics.counter(NAMESPACE, "files_repaired").inc()
+      f = dataclasses.replace(f, detail="; ".join(notes))
     yield f, split, x
 
 
@@ -93,7 +98,7 @@ class Cut(_CoreDoFn):
       return
     self.clips.inc(len(clips))
     yield beam.pvalue.TaggedOutput(
-        REPORT, report_record(f, "encoded", clips=len(clips), seconds=seconds))
+        REPORT, report_record(f, "encoded", detail=f.detail, clips=len(clips), seconds=seconds))
     for clip in clips:
       yield f, split, clip
 
