@@ -31,7 +31,10 @@ from pipeline.spec import DEFAULT_SPEC, IMAGE_SIZES
 
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m pipeline.build", description=__doc__.split("\n")[0])
-  p.add_argument("--input", help="corpus folder or CSV/JSONL manifest (default: the demo)")
+  p.add_argument("--input", help="corpus folder or CSV/JSONL manifest (default: a demo)")
+  p.add_argument("--demo", default="demo", choices=("demo", "voices20"),
+                 help="built-in corpus used without --input: 'demo' (2 voices, the paper's "
+                      "size) or 'voices20' (20 degraded voices)")
   p.add_argument("--layout", default="auto", choices=("auto",) + tuple(LAYOUTS))
   p.add_argument("--name", help="config name (default: from the input folder; 'demo')")
   p.add_argument("--data_dir", help="TFDS data dir (default: $TFDS_DATA_DIR or "
@@ -54,7 +57,7 @@ def _config_name(args) -> str:
     base = os.path.basename(os.path.normpath(args.input))
     name = os.path.splitext(base)[0] if os.path.isfile(args.input) else base
   else:
-    name = "demo"
+    name = args.demo
   name = re.sub(r"[^a-z0-9_.-]+", "_", name.lower()).strip("_.-") or "corpus"
   if not args.name and args.image_size != 512:
     name += f"_{args.image_size}"
@@ -94,6 +97,9 @@ def run(argv=None) -> int:
   import dataclasses
 
   import tensorflow_datasets as tfds
+  from absl import logging as absl_logging
+
+  absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS prints whole configs as warnings
 
   from pipeline.report import BuildError, format_summary
   from tfds_a2i import A2iSpeakersConfig, Builder
@@ -116,13 +122,19 @@ def run(argv=None) -> int:
     config = A2iSpeakersConfig(name=name, input=root, layout=layout, speakers=speakers,
                                description=f"Built from {root} ({layout} layout).", **settings)
   else:
+    from pipeline import demo
+
     default = Builder.builder_configs["demo"]
-    if name == "demo" and all(getattr(default, k) == v for k, v in settings.items()):
+    if (name == "demo" and args.demo == "demo"
+        and all(getattr(default, k) == v for k, v in settings.items())):
       config = "demo"
     else:
+      corpus = demo.CORPORA[args.demo]
       config = dataclasses.replace(
-          default, name=name, **settings,
-          description=f"The built-in {default.demo} corpus at {args.image_size}x"
+          default, name=name, demo=args.demo, **settings,
+          speakers=tuple(v.speaker for v in corpus.voices),
+          description=f"The built-in {args.demo} corpus ({len(corpus.voices)} eSpeak NG voices"
+                      f"{', degraded' if corpus.degrade else ''}) at {args.image_size}x"
                       f"{args.image_size}, split {args.splits} by {args.split_by}.")
   if name == "demo" and config != "demo":
     parser.error("the name 'demo' is the built-in corpus at its default settings; pick --name")

@@ -1,7 +1,10 @@
 """Built-in demo corpora, synthesised on the spot with eSpeak NG (no download).
 
 `demo` mirrors the paper: two speakers, 548 utterances each, every utterance
-shorter than one clip so that the dataset holds exactly 1,096 clips. Each
+shorter than one clip so that the dataset holds exactly 1,096 clips.
+`voices20` is the harder one for scaling studies: 20 voices, 60 utterances
+each, every utterance degraded (speed, room, noise, level) so that speakers
+are not told apart by recording conditions or trivially by the clean signal. Each
 utterance draws its words, speaking rate and pitch from a generator seeded by
 the speaker and utterance number, so the corpus is the same on every machine.
 It is written as a folder-per-speaker tree of 22.05 kHz WAV files and then
@@ -50,6 +53,7 @@ class DemoCorpus:
   voices: tuple[Voice, ...]
   utterances: int          # per speaker
   max_seconds: float = 4.0  # every utterance fits in one 4.096 s clip
+  degrade: bool = False     # noise, reverberation, level and speed per utterance
   version: str = "1"
 
   def fingerprint(self) -> str:
@@ -61,10 +65,44 @@ DEMO = DemoCorpus(
     voices=(Voice("aria", "en-us+f3", 55), Voice("rachid", "en+m3", 40)),
     utterances=548)
 
-CORPORA = {DEMO.name: DEMO}
+_VARIANTS = ("f1", "f2", "f3", "f4", "f5", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8",
+             "klatt", "klatt2", "klatt3", "klatt4", "Alex", "Annie", "Andy")
+VOICES20 = DemoCorpus(
+    name="voices20",
+    voices=tuple(Voice(f"v{i:02d}_{v.lower()}", f"en+{v}", 20 + (i * 37) % 65)
+                 for i, v in enumerate(_VARIANTS)),
+    utterances=60, degrade=True)
+
+CORPORA = {c.name: c for c in (DEMO, VOICES20)}
 
 
-def _utterance(voice: Voice, index: int, max_seconds: float):
+def degrade(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+  """A recording made somewhere real: speed 0.9-1.1 (tempo and pitch), a room
+  (exponentially decaying noise impulse response, RT60 0.1-0.7 s, half of the
+  time), background noise at 5-30 dB SNR, and a level of -30..-3 dBFS peak."""
+  import scipy.signal
+  import soxr
+
+  speed = rng.uniform(0.9, 1.1)
+  x = soxr.resample(x, sr * speed, sr).astype(np.float32)
+  if rng.random() < 0.5:
+    rt60 = rng.uniform(0.1, 0.7)
+    t = np.arange(int(rt60 * sr)) / sr
+    ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
+    ir[0] = 1.0
+    x = scipy.signal.fftconvolve(x, ir / np.abs(ir).sum() * 4, mode="full")[:len(x)]
+  power = np.mean(x ** 2) + 1e-12
+  snr = rng.uniform(5, 30)
+  noise = rng.standard_normal(len(x))
+  if rng.random() < 0.5:  # brown-ish noise (hum, traffic) half of the time
+    noise = np.cumsum(noise)
+    noise -= np.convolve(noise, np.ones(401) / 401, mode="same")
+  x = x + noise * np.sqrt(power / 10 ** (snr / 10) / (np.mean(noise ** 2) + 1e-12))
+  peak_db = rng.uniform(-30, -3)
+  return (x / (np.abs(x).max() + 1e-12) * 10 ** (peak_db / 20)).astype(np.float32)
+
+
+def _utterance(voice: Voice, index: int, max_seconds: float, degraded: bool = False):
   seed = int.from_bytes(hashlib.sha256(f"{voice.speaker}/{index}".encode()).digest()[:8], "big")
   rng = np.random.default_rng(seed)
   words = list(rng.choice(WORDS, size=int(rng.integers(5, 10))))
@@ -74,6 +112,8 @@ def _utterance(voice: Voice, index: int, max_seconds: float):
   while True:
     x, sr = synthesize(" ".join(words), voice.voice, rate=rate, pitch=pitch,
                        pitch_range=pitch_range)
+    if degraded:
+      x = degrade(x, sr, rng)
     if len(x) <= max_seconds * sr or len(words) <= 2:
       return x[:int(max_seconds * sr)], sr
     words = words[:-1]
@@ -93,7 +133,7 @@ def materialise(corpus: DemoCorpus, root: str, progress=None) -> str:
     os.makedirs(os.path.join(folder, voice.speaker), exist_ok=True)
     for i in range(corpus.utterances):
       path = os.path.join(folder, voice.speaker, f"{voice.speaker}_{i:04d}.wav")
-      x, sr = _utterance(voice, i, corpus.max_seconds)
+      x, sr = _utterance(voice, i, corpus.max_seconds, corpus.degrade)
       sf.write(path + ".part", x, sr, subtype="PCM_16", format="WAV")
       os.replace(path + ".part", path)
       if progress:

@@ -174,3 +174,23 @@ def test_strategy_on_this_machine():
   assert gpus == len(tf.config.list_physical_devices("GPU"))
   assert precision == ("mixed_float16" if gpus else "float32")
   assert strategy.num_replicas_in_sync == max(1, gpus)
+
+
+def test_ablation_rows_and_outputs(dataset, tmp_path):
+  data_dir, _ = dataset
+  run("trainer.ablate", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(tmp_path), "--epochs", "2", "--seeds", "2", "--batch_size", "8")
+  with open(tmp_path / "ablation.json") as f:
+    rows = json.load(f)
+  assert list(rows) == ["R", "G", "B", "RGB", "descriptors_logreg", "logmel_cnn"]
+  for row in rows.values():
+    assert 0.0 <= row["accuracy_mean"] <= 1.0 and row["accuracy_std"] >= 0.0
+    assert len(row["accuracies"]) == 2
+    assert row["accuracy_mean"] == pytest.approx(np.mean(row["accuracies"]))
+  # Pitch separates these voices: the red statistics alone must do it.
+  assert rows["descriptors_logreg"]["accuracy_mean"] >= 0.9
+  with open(tmp_path / "ablation_protocol.json") as f:
+    protocol = json.load(f)
+  assert protocol["notes"]["logmel_cnn"] == "log-mel of the original recordings"
+  table = (tmp_path / "ablation.md").read_text()
+  assert all(f"| {r} |" in table for r in rows) and (tmp_path / "ablation.png").stat().st_size

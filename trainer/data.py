@@ -53,8 +53,15 @@ def select_channels(image, channels: str):
 
 
 def pipeline(ds: tf.data.Dataset, channels: str, batch_size: int, training: bool,
-             seed: int) -> tf.data.Dataset:
-  """(uint8 image, label) batches; images are cached as uint8, cast after batching."""
+             seed: int, speakers: list[int] | None = None) -> tf.data.Dataset:
+  """(uint8 image, label) batches; images are cached as uint8, cast after batching.
+
+  `speakers` keeps only those labels, renumbered 0..len(speakers)-1."""
+  if speakers:
+    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(speakers, tf.int64), tf.range(len(speakers), dtype=tf.int64)), -1)
+    ds = ds.filter(lambda ex: table.lookup(ex["speaker"]) >= 0)
+    ds = ds.map(lambda ex: {**ex, "speaker": table.lookup(ex["speaker"])})
   ds = ds.map(lambda ex: (select_channels(ex["image"], channels), ex["speaker"]),
               num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.cache()
@@ -65,7 +72,8 @@ def pipeline(ds: tf.data.Dataset, channels: str, batch_size: int, training: bool
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: int) -> Splits:
+def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: int,
+         speakers: list[int] | None = None) -> Splits:
   builder = open_dataset(name, data_dir)
   splits = builder.info.splits
 
@@ -74,7 +82,7 @@ def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: 
       return None
     ds = builder.as_dataset(split=s, shuffle_files=training,
                             read_config=tfds.ReadConfig(shuffle_seed=seed))
-    return pipeline(ds, channels, batch_size, training, seed)
+    return pipeline(ds, channels, batch_size, training, seed, speakers)
 
   train, test = split("train", training=True), split("test")
   if train is None or test is None:

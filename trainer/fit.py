@@ -88,10 +88,9 @@ def run(argv=None) -> int:
   strategy, precision, n_gpus = strategy_and_precision()
   image_size = splits.info.features["image"].shape[0]
   with strategy.scope():
-    model = models.build_model(args.model, image_size, len(CHANNELS[args.channels]),
-                               len(splits.speakers))
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = models.compile_model(
+        models.build_model(args.model, image_size, len(CHANNELS[args.channels]),
+                           len(splits.speakers)), args.learning_rate)
   monitor = "val_loss" if splits.validation is not None else "loss"
   started = time.time()
   history = model.fit(splits.train, validation_data=splits.validation, epochs=args.epochs,

@@ -10,6 +10,12 @@ GRID = 7  # pipeline.spec.GRID: the red/blue planes are a 7 x 7 grid of cells
 MODELS = ("paper", "grid")
 
 
+def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
+  model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+  return model
+
+
 @keras.saving.register_keras_serializable(package="a2i")
 class GridPooling(layers.Layer):
   """Adaptive average pooling of a feature map onto the grid x grid descriptor
@@ -88,3 +94,17 @@ def build_model(name: str, image_size: int, channels: int, num_classes: int,
   outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
                          name="speaker")(x)
   return keras.Model(inputs, outputs, name=f"a2i_{name}")
+
+
+def build_logmel_model(n_mels: int, frames: int, num_classes: int,
+                       dropout: float = 0.25) -> keras.Model:
+  """Baseline: the same four conv blocks on a log-mel spectrogram, global
+  average pooling over frequency and time, dense, softmax."""
+  inputs = keras.Input((n_mels, frames, 1), name="log_mel")
+  x = layers.Normalization(axis=None)(inputs)
+  x = _conv_blocks(x, dropout)
+  x = layers.GlobalAveragePooling2D()(x)
+  x = layers.Dense(128, activation="relu", name="embedding")(x)
+  x = layers.Dropout(0.5)(x)
+  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="speaker")(x)
+  return keras.Model(inputs, outputs, name="a2i_logmel")

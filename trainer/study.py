@@ -1,0 +1,188 @@
+"""Shared pieces of the studies (ablation, scaling, reconstruction): the same
+protocol for every row, and one way to write JSON + Markdown + a plot."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import numpy as np
+
+from trainer.report import dataset_identity as identity
+
+__all__ = ["identity", "summary", "write_table", "image_cnn_accuracy",
+           "descriptor_logreg_accuracy", "logmel_cnn_accuracy", "clip_waveforms"]
+
+
+def summary(accuracies) -> dict:
+  a = np.asarray(accuracies, np.float64)
+  return {"accuracy_mean": float(a.mean()),
+          "accuracy_std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+          "accuracies": [float(v) for v in a], "n_seeds": int(len(a))}
+
+
+def _early_stopping(has_validation: bool, patience: int):
+  import keras
+
+  return keras.callbacks.EarlyStopping(monitor="val_loss" if has_validation else "loss",
+                                       patience=patience, restore_best_weights=True)
+
+
+def image_cnn_accuracy(name, data_dir, channels: str, args, seed: int,
+                       speakers: list[int] | None = None) -> float:
+  """Test accuracy of the image CNN on some planes (and optionally a subset of speakers)."""
+  import keras
+
+  from trainer import data
+  from trainer.models import build_model, compile_model
+
+  keras.backend.clear_session()
+  keras.utils.set_random_seed(seed)
+  splits = data.load(name, data_dir, channels, args.batch_size, seed, speakers=speakers)
+  size = splits.info.features["image"].shape[0]
+  n_classes = len(speakers) if speakers else len(splits.speakers)
+  model = compile_model(build_model(args.model, size, len(data.CHANNELS[channels]), n_classes),
+                        args.learning_rate)
+  model.fit(splits.train, validation_data=splits.validation, epochs=args.epochs, verbose=0,
+            callbacks=[_early_stopping(splits.validation is not None, args.patience)])
+  return float(model.evaluate(splits.test, verbose=0)[1])
+
+
+@functools.lru_cache(maxsize=8)
+def _descriptor_arrays(builder, split):
+  import tensorflow_datasets as tfds
+
+  ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+  rows = [(ex["descriptors"], ex["speaker"]) for ex in tfds.as_numpy(ds)]
+  return np.stack([r[0] for r in rows]), np.array([r[1] for r in rows])
+
+
+def descriptor_logreg_accuracy(builder, seed: int) -> float:
+  """Logistic regression on the 94 red-plane statistics (NaN -> training median)."""
+  from sklearn.impute import SimpleImputer
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.pipeline import make_pipeline
+  from sklearn.preprocessing import StandardScaler
+
+  x, y = _descriptor_arrays(builder, "train")
+  xt, yt = _descriptor_arrays(builder, "test")
+  keep = ~np.isnan(x).all(axis=0)          # a statistic never defined carries nothing
+  clf = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                      LogisticRegression(max_iter=5000, random_state=seed))
+  clf.fit(x[:, keep], y)
+  return float(clf.score(xt[:, keep], yt))
+
+
+def corpus_root(builder, data_dir) -> str | None:
+  """Where the dataset's audio is, if this machine can read it."""
+  from pipeline import demo
+
+  source = str(builder.info.metadata.get("input", ""))
+  if source.startswith("built-in:"):
+    name = source.split(":", 1)[1]
+    downloads = os.path.join(data_dir or os.path.expanduser("~/tensorflow_datasets"),
+                             "downloads")
+    return demo.materialise(demo.CORPORA[name], downloads) if name in demo.CORPORA else None
+  if os.path.isfile(source):
+    return os.path.dirname(source)
+  return source if os.path.isdir(source) else None
+
+
+@functools.lru_cache(maxsize=8)
+def clip_waveforms(builder, data_dir, split):
+  """(16 kHz clips zero-padded to clip length, labels, where the audio came from).
+
+  The original recordings when this machine can read them; otherwise the
+  waveform decoded from each image's green plane."""
+  import tensorflow_datasets as tfds
+
+  from pipeline.audio import load_audio, resample
+  from pipeline.clips import segment
+  from pipeline.encode import decode_green
+  from pipeline.spec import EncodingSpec
+
+  spec = EncodingSpec.from_dict(dict(builder.info.metadata["encoding"]))
+  root = corpus_root(builder, data_dir)
+  waves, labels = [], []
+  for ex in tfds.as_numpy(builder.as_dataset(split=split)):
+    path = os.path.join(root, ex["recording"].decode()) if root else None
+    if path and os.path.exists(path):
+      x = segment(load_audio(path, spec), spec)[int(ex["clip_index"])].samples
+    else:
+      root = None
+      y, rate = decode_green(ex["image"], spec)
+      x = resample(y, rate, spec.sample_rate)
+    w = np.zeros(spec.clip_samples, np.float32)
+    w[:min(len(x), len(w))] = x[:len(w)]
+    waves.append(w)
+    labels.append(ex["speaker"])
+  source = "original recordings" if root else "green plane"
+  return np.stack(waves), np.array(labels), source
+
+
+def _log_mel(waves):
+  import librosa
+
+  mel = librosa.feature.melspectrogram(y=waves, sr=16000, n_fft=512, hop_length=160, n_mels=64)
+  return librosa.power_to_db(mel, ref=1.0, top_db=None)[..., None].astype(np.float32)
+
+
+def logmel_cnn_accuracy(builder, data_dir, args, seed: int):
+  """(test accuracy, note) of a conv net of the same blocks on log-mel spectrograms."""
+  import keras
+
+  from trainer.models import build_logmel_model, compile_model
+
+  keras.backend.clear_session()
+  keras.utils.set_random_seed(seed)
+  (xw, y, source), (xtw, yt, _) = (clip_waveforms(builder, data_dir, s) for s in ("train", "test"))
+  x, xt = _log_mel(xw), _log_mel(xtw)
+  has_val = "validation" in builder.info.splits and builder.info.splits["validation"].num_examples
+  val = None
+  if has_val:
+    xvw, yv, _ = clip_waveforms(builder, data_dir, "validation")
+    val = (_log_mel(xvw), yv)
+  model = build_logmel_model(x.shape[1], x.shape[2], builder.info.features["speaker"].num_classes)
+  model.get_layer(index=1).adapt(x)
+  compile_model(model, args.learning_rate)
+  model.fit(x, y, validation_data=val, epochs=args.epochs, batch_size=args.batch_size,
+            verbose=0, callbacks=[_early_stopping(val is not None, args.patience)])
+  return float(model.evaluate(xt, yt, verbose=0)[1]), f"log-mel of the {source}"
+
+
+def write_table(output: str, stem: str, results: dict, protocol: dict, title: str):
+  """<stem>.json (the rows), <stem>_protocol.json, <stem>.md and <stem>.png."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  with open(os.path.join(output, f"{stem}.json"), "w") as f:
+    json.dump(results, f, indent=1)
+  with open(os.path.join(output, f"{stem}_protocol.json"), "w") as f:
+    json.dump(protocol, f, indent=1)
+  lines = [f"### {title}", "",
+           f"Test accuracy, mean +- std over {protocol.get('seeds', 1)} seeds "
+           f"({protocol.get('test_examples', '?')} test clips, "
+           f"{protocol.get('speakers', '?')} speakers, model {protocol.get('model', '-')}, "
+           f"<= {protocol.get('epochs', '?')} epochs).", "",
+           "| row | accuracy | std | per seed |", "|---|---|---|---|"]
+  for row, r in results.items():
+    lines.append(f"| {row} | {r['accuracy_mean']:.3f} | {r['accuracy_std']:.3f} | "
+                 + ", ".join(f"{a:.3f}" for a in r["accuracies"]) + " |")
+  for key, note in protocol.get("notes", {}).items():
+    lines.append(f"\n{key}: {note}.")
+  with open(os.path.join(output, f"{stem}.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+  fig, ax = plt.subplots(figsize=(1.2 * len(results) + 2, 3.5))
+  names = list(results)
+  ax.bar(names, [results[n]["accuracy_mean"] for n in names],
+         yerr=[results[n]["accuracy_std"] for n in names], capsize=4, color="#4a7ab5")
+  ax.set_ylim(0, 1.05)
+  ax.set_ylabel("test accuracy")
+  ax.set_title(title, fontsize=9)
+  plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+  fig.tight_layout()
+  fig.savefig(os.path.join(output, f"{stem}.png"), dpi=100)
+  plt.close(fig)
