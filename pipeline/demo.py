@@ -9,6 +9,12 @@ utterance draws its words, speaking rate and pitch from a generator seeded by
 the speaker and utterance number, so the corpus is the same on every machine.
 It is written as a folder-per-speaker tree of 22.05 kHz WAV files and then
 built like any user corpus.
+
+Reproducibility: eSpeak NG keeps state from one utterance to the next (the
+flutter phase, for one), and its "breath" voice variants draw noise seeded by
+the clock. So the corpora use no breath variant, and the synthesis runs in a
+freshly spawned process, where the sequence of calls, and so every sample,
+is the same on every run.
 """
 
 from __future__ import annotations
@@ -62,11 +68,11 @@ class DemoCorpus:
 
 DEMO = DemoCorpus(
     name="demo",
-    voices=(Voice("aria", "en-us+f3", 55), Voice("rachid", "en+m3", 40)),
+    voices=(Voice("aria", "en-us+f4", 55), Voice("rachid", "en+m3", 40)),
     utterances=548)
 
-_VARIANTS = ("f1", "f2", "f3", "f4", "f5", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8",
-             "klatt", "klatt2", "klatt3", "klatt4", "Alex", "Annie", "Andy")
+_VARIANTS = ("f1", "f4", "Andrea", "anika", "belinda", "m1", "m2", "m3", "m4", "m5", "m6",
+             "m7", "m8", "klatt", "klatt2", "klatt3", "klatt4", "Alex", "Annie", "Andy")
 VOICES20 = DemoCorpus(
     name="voices20",
     voices=tuple(Voice(f"v{i:02d}_{v.lower()}", f"en+{v}", 20 + (i * 37) % 65)
@@ -119,16 +125,7 @@ def _utterance(voice: Voice, index: int, max_seconds: float, degraded: bool = Fa
     words = words[:-1]
 
 
-def materialise(corpus: DemoCorpus, root: str, progress=None) -> str:
-  """Writes the corpus under `root` (once) and returns its folder.
-
-  A marker beside the folder, written last, makes an interrupted synthesis
-  start over rather than leave a half corpus that would build a smaller dataset.
-  """
-  folder = os.path.join(root, f"{corpus.name}-{corpus.fingerprint()}")
-  marker = folder + ".complete"
-  if os.path.exists(marker):
-    return folder
+def _synthesise(corpus: DemoCorpus, folder: str) -> None:
   for voice in corpus.voices:
     os.makedirs(os.path.join(folder, voice.speaker), exist_ok=True)
     for i in range(corpus.utterances):
@@ -136,8 +133,25 @@ def materialise(corpus: DemoCorpus, root: str, progress=None) -> str:
       x, sr = _utterance(voice, i, corpus.max_seconds, corpus.degrade)
       sf.write(path + ".part", x, sr, subtype="PCM_16", format="WAV")
       os.replace(path + ".part", path)
-      if progress:
-        progress()
+
+
+def materialise(corpus: DemoCorpus, root: str) -> str:
+  """Writes the corpus under `root` (once) and returns its folder.
+
+  A marker beside the folder, written last, makes an interrupted synthesis
+  start over rather than leave a half corpus that would build a smaller dataset.
+  """
+  import multiprocessing
+
+  folder = os.path.join(root, f"{corpus.name}-{corpus.fingerprint()}")
+  marker = folder + ".complete"
+  if os.path.exists(marker):
+    return folder
+  worker = multiprocessing.get_context("spawn").Process(target=_synthesise, args=(corpus, folder))
+  worker.start()
+  worker.join()
+  if worker.exitcode != 0:
+    raise RuntimeError(f"synthesising the {corpus.name} corpus failed (exit {worker.exitcode})")
   with open(marker, "w") as f:
     json.dump(dataclasses.asdict(corpus), f, indent=1)
   return folder

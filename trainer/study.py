@@ -58,7 +58,7 @@ def _descriptor_arrays(builder, split):
   return np.stack([r[0] for r in rows]), np.array([r[1] for r in rows])
 
 
-def descriptor_logreg_accuracy(builder, seed: int) -> float:
+def descriptor_logreg_accuracy(builder, seed: int, speakers: list[int] | None = None) -> float:
   """Logistic regression on the 94 red-plane statistics (NaN -> training median)."""
   from sklearn.impute import SimpleImputer
   from sklearn.linear_model import LogisticRegression
@@ -67,6 +67,9 @@ def descriptor_logreg_accuracy(builder, seed: int) -> float:
 
   x, y = _descriptor_arrays(builder, "train")
   xt, yt = _descriptor_arrays(builder, "test")
+  if speakers:
+    x, y = x[np.isin(y, speakers)], y[np.isin(y, speakers)]
+    xt, yt = xt[np.isin(yt, speakers)], yt[np.isin(yt, speakers)]
   keep = ~np.isnan(x).all(axis=0)          # a statistic never defined carries nothing
   clf = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
                       LogisticRegression(max_iter=5000, random_state=seed))
@@ -81,9 +84,12 @@ def corpus_root(builder, data_dir) -> str | None:
   source = str(builder.info.metadata.get("input", ""))
   if source.startswith("built-in:"):
     name = source.split(":", 1)[1]
+    corpus = demo.CORPORA.get(name)
+    if corpus is None or corpus.fingerprint() != builder.info.metadata.get("corpus_fingerprint"):
+      return None  # built from another version of the corpus than this code makes
     downloads = os.path.join(data_dir or os.path.expanduser("~/tensorflow_datasets"),
                              "downloads")
-    return demo.materialise(demo.CORPORA[name], downloads) if name in demo.CORPORA else None
+    return demo.materialise(corpus, downloads)
   if os.path.isfile(source):
     return os.path.dirname(source)
   return source if os.path.isdir(source) else None

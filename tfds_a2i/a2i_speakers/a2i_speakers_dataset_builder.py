@@ -79,6 +79,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         metadata=tfds.core.MetadataDict(
             encoding=c.encoding.to_dict(), image_size=c.image_size,
             descriptor_names=list(DESCRIPTOR_NAMES), input=c.input or f"built-in:{c.demo}",
+            corpus_fingerprint=None if c.input else demo.CORPORA[c.demo].fingerprint(),
             layout=c.layout, split_by=c.split_by, fractions=list(c.fractions)),
     )
 
