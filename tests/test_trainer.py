@@ -194,3 +194,79 @@ def test_ablation_rows_and_outputs(dataset, tmp_path):
   assert protocol["notes"]["logmel_cnn"] == "log-mel of the original recordings"
   table = (tmp_path / "ablation.md").read_text()
   assert all(f"| {r} |" in table for r in rows) and (tmp_path / "ablation.png").stat().st_size
+
+
+def test_scaling_rows_subsets_and_baseline(dataset, tmp_path):
+  data_dir, _ = dataset
+  run("trainer.scaling", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(tmp_path), "--counts", "2,all", "--seeds", "2", "--epochs", "2",
+      "--batch_size", "8")
+  with open(tmp_path / "scaling.json") as f:
+    rows = json.load(f)
+  assert list(rows) == ["2", "3"]
+  assert rows["2"]["chance"] == 0.5 and rows["3"]["chance"] == pytest.approx(1 / 3)
+  assert all(len(s) == 2 for s in rows["2"]["speakers"])       # a subset per seed
+  with open(tmp_path / "scaling_protocol.json") as f:
+    baseline = json.load(f)["descriptors_logreg"]
+  assert baseline["3"]["accuracy_mean"] >= 0.9 and set(baseline) == {"2", "3"}
+  assert (tmp_path / "scaling.png").stat().st_size and "| 3 |" in (
+      tmp_path / "scaling.md").read_text()
+  bad = run("trainer.scaling", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+            "--output", str(tmp_path), "--counts", "1,40", check=False)
+  assert bad.returncode == 2 and "--counts must lie in 2..3" in bad.stderr
+
+
+def test_reconstruction_covers_every_clip(dataset, tmp_path):
+  data_dir, _ = dataset
+  run("trainer.reconstruction", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(tmp_path))
+  with open(tmp_path / "reconstruction.json") as f:
+    r = json.load(f)
+  assert r["clips"] == len(r["per_clip_db"]) == 120
+  assert r["green_rate_hz"] == 64 * 64 / 4.096 == r["returned_rate_hz"]
+  # 1 kHz green plane against the original brought to 1 kHz: mu-law 8-bit quality.
+  assert r["si_snr_db"]["p05"] >= 20.0 and r["si_snr_db"]["median"] >= 30.0
+
+
+def test_equal_error_rate_on_known_scores():
+  from trainer.verify import equal_error_rate
+
+  same = np.array([1, 1, 1, 0, 0, 0], bool)
+  assert equal_error_rate(np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.3]), same)[0] == 0.0
+  eer, auc, _, _ = equal_error_rate(np.array([0.9, 0.2, 0.7, 0.8, 0.1, 0.3]), same)
+  assert eer == pytest.approx(1 / 3) and auc == pytest.approx(6 / 9)  # 6 of 9 pairs ordered
+
+
+def test_verification_on_unseen_speakers(tmp_path):
+  corpus = demo.materialise(demo.DemoCorpus("eight", demo.VOICES20.voices[:8], 6),
+                            str(tmp_path / "corpus"))
+  run("pipeline.build", "--input", corpus, "--name", "eight", "--image_size", "64",
+      "--split_by", "speaker", "--splits", "50/0/50", "--data_dir", str(tmp_path / "tfds"))
+  run("trainer.verify", "--dataset", "a2i_speakers/eight", "--data_dir", str(tmp_path / "tfds"),
+      "--output", str(tmp_path / "ver"), "--epochs", "6", "--batch_size", "8")
+  with open(tmp_path / "ver" / "verification.json") as f:
+    r = json.load(f)
+  assert len(r["train_speakers"]) == len(r["test_speakers"]) == 4
+  assert not set(r["train_speakers"]) & set(r["test_speakers"])
+  n = r["test_clips"]
+  assert n == 24 and r["trials"] == n * (n - 1) // 2 and r["target_trials"] == 4 * 15
+  assert 0.0 <= r["eer"] < 0.5 and r["auc"] > 0.5
+  assert (tmp_path / "ver" / "verification.png").stat().st_size
+
+
+def test_verification_refuses_shared_speakers(dataset, tmp_path):
+  data_dir, _ = dataset
+  out = run("trainer.verify", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+            "--output", str(tmp_path), check=False)
+  assert out.returncode == 2 and "--split_by speaker" in out.stderr
+
+
+def test_first_layer_filters(trained, tmp_path):
+  output, _ = trained
+  run("trainer.filters", "--model", str(output / "model.keras"), "--output", str(tmp_path))
+  with open(tmp_path / "filters.json") as f:
+    planes = json.load(f)["planes"]
+  assert list(planes) == ["R", "G", "B"]
+  assert sum(p["weight_share"] for p in planes.values()) == pytest.approx(1.0)
+  assert all(p["kernels"] == 32 for p in planes.values())
+  assert (tmp_path / "filters.png").stat().st_size

@@ -45,14 +45,9 @@ def main(argv=None) -> int:
   rows = args.rows.split(",")
   if set(rows) - set(ROWS) or args.seeds < 1 or args.epochs < 1:
     parser.error(f"--rows from {','.join(ROWS)}; --seeds and --epochs positive")
-  from trainer import data, study
+  from trainer import study
 
-  data_dir = args.data_dir or os.environ.get("TFDS_DATA_DIR")
-  try:
-    builder = data.open_dataset(args.dataset, data_dir)
-  except data.DatasetMissing as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  builder, data_dir = study.open_dataset_or_exit(args.dataset, args.data_dir)
   os.makedirs(args.output, exist_ok=True)
   results, notes = {}, {}
   for row in rows:

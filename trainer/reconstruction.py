@@ -38,14 +38,9 @@ def main(argv=None) -> int:
   from pipeline.clips import segment
   from pipeline.encode import decode_green, si_snr
   from pipeline.spec import EncodingSpec
-  from trainer import data, study
+  from trainer import study
 
-  data_dir = args.data_dir or os.environ.get("TFDS_DATA_DIR")
-  try:
-    builder = data.open_dataset(args.dataset, data_dir)
-  except data.DatasetMissing as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  builder, data_dir = study.open_dataset_or_exit(args.dataset, args.data_dir)
   root = study.corpus_root(builder, data_dir)
   if root is None:
     print(f"error: the corpus of {args.dataset} ({builder.info.metadata.get('input')}) is not "

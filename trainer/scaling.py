@@ -38,14 +38,9 @@ def main(argv=None) -> int:
   import matplotlib.pyplot as plt
   import numpy as np
 
-  from trainer import data, study
+  from trainer import study
 
-  data_dir = args.data_dir or os.environ.get("TFDS_DATA_DIR")
-  try:
-    builder = data.open_dataset(args.dataset, data_dir)
-  except data.DatasetMissing as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  builder, data_dir = study.open_dataset_or_exit(args.dataset, args.data_dir)
   n_all = builder.info.features["speaker"].num_classes
   try:
     counts = sorted({n_all if c == "all" else int(c) for c in args.counts.split(",")})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -13,6 +14,18 @@ from trainer.report import dataset_identity as identity
 
 __all__ = ["identity", "summary", "write_table", "image_cnn_accuracy",
            "descriptor_logreg_accuracy", "logmel_cnn_accuracy", "clip_waveforms"]
+
+
+def open_dataset_or_exit(name: str, data_dir: str | None):
+  """(builder, data dir) of a built dataset, or exit 2 with the command that builds it."""
+  from trainer import data
+
+  data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
+  try:
+    return data.open_dataset(name, data_dir), data_dir
+  except data.DatasetMissing as e:
+    print(f"error: {e}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def summary(accuracies) -> dict:
