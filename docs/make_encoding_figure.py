@@ -13,7 +13,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 
 from pipeline.audio import load_audio, to_working_rate
 from pipeline.clips import segment

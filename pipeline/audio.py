@@ -25,7 +25,6 @@ REASONS = {
     "too_long": "longer than the per-file duration cap",
     "too_short": "less active speech than the minimum for one clip",
     "silent": "no frame rises above the silence floor",
-    "outside_root": "resolves to a path outside the corpus root",
 }
 
 AUDIO_EXTENSIONS = frozenset(

@@ -76,5 +76,5 @@ def format_summary(report: dict, location: str = "") -> str:
     lines.append(f"    {r['status']}: {r['file']}: {r['reason']}"
                  + (f" ({r['detail']})" if r.get("detail") else ""))
   if s["failed"] + s["skipped"] > len(examples):
-    lines.append(f"    ... every file with its outcome in build_report.json")
+    lines.append("    ... every file with its outcome in build_report.json")
   return "\n".join(lines)

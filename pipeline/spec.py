@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 
 IMAGE_SIZES = (64, 128, 256, 512)
 
@@ -23,18 +22,6 @@ class Track:
   hi: float
   scale: str = "linear"  # "linear" or "log"
   unit: str = ""
-
-  def to_unit(self, values):
-    """Maps physical values to [0, 1] (clipped); NaN stays NaN."""
-    import numpy as np
-
-    v = np.asarray(values, dtype=np.float64)
-    if self.scale == "log":
-      with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.log(v / self.lo) / math.log(self.hi / self.lo)
-    else:
-      t = (v - self.lo) / (self.hi - self.lo)
-    return np.clip(t, 0.0, 1.0)
 
 
 # Order matters: track k sits in grid cell k of both the red and blue planes.

@@ -11,7 +11,7 @@ from PIL import Image
 from pipeline.audio import AudioError
 from pipeline.encode import decode_green, encode, encode_clip, main, si_snr
 from pipeline.audio import load_audio, resample
-from pipeline.spec import DEFAULT_SPEC, GRID, TRACK_INDEX, cell_origin, cell_size
+from pipeline.spec import DEFAULT_SPEC, GRID, cell_origin, cell_size
 from tests.conftest import SR, tone, write_wav
 
 S = DEFAULT_SPEC

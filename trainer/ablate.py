@@ -15,7 +15,6 @@ ablation.png.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 

@@ -12,7 +12,6 @@ samples.png and TensorBoard logs. A killed run started again with the same
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
