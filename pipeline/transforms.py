@@ -134,6 +134,16 @@ class Encode(_CoreDoFn):
     }
 
 
+def _decode_and_cut(files, spec: EncodingSpec, max_seconds: float):
+  """Reshuffle -> Decode -> Cut, the head both passes share: (decoded, cut) results."""
+  decoded = (files
+             | "Reshuffle" >> beam.Reshuffle()  # fan the files out over workers
+             | "Decode" >> beam.ParDo(Decode(spec, max_seconds)).with_outputs(
+                 FAILED, main="audio"))
+  cut = decoded.audio | "Cut" >> beam.ParDo(Cut(spec)).with_outputs(FAILED, REPORT, main="clips")
+  return decoded, cut
+
+
 class AnalyseCorpus(beam.PTransform):
   """PCollection[CorpusFile] -> one report record per file: clips, or why not."""
 
@@ -142,12 +152,7 @@ class AnalyseCorpus(beam.PTransform):
     self.spec, self.max_seconds = spec, max_seconds
 
   def expand(self, files):
-    decoded = (files
-               | "Reshuffle" >> beam.Reshuffle()  # fan the files out over workers
-               | "Decode" >> beam.ParDo(Decode(self.spec, self.max_seconds)).with_outputs(
-                   FAILED, main="audio"))
-    cut = decoded.audio | "Cut" >> beam.ParDo(Cut(self.spec)).with_outputs(
-        FAILED, REPORT, main="clips")
+    decoded, cut = _decode_and_cut(files, self.spec, self.max_seconds)
     return (decoded[FAILED], cut[FAILED], cut[REPORT]) | "MergeReports" >> beam.Flatten()
 
 
@@ -160,12 +165,7 @@ class EncodeCorpus(beam.PTransform):
 
   def expand(self, files):
     # These files all passed the analysis; failures here are only counted.
-    decoded = (files
-               | "Reshuffle" >> beam.Reshuffle()
-               | "Decode" >> beam.ParDo(Decode(self.spec, self.max_seconds)).with_outputs(
-                   FAILED, main="audio"))
-    cut = decoded.audio | "Cut" >> beam.ParDo(Cut(self.spec)).with_outputs(
-        FAILED, REPORT, main="clips")
+    _, cut = _decode_and_cut(files, self.spec, self.max_seconds)
     encoded = cut.clips | "Encode" >> beam.ParDo(Encode(self.spec, self.image_size))
     by_split = encoded | "PartitionBySplit" >> beam.Partition(
         lambda example, n: splits.SPLITS.index(example[0]), len(splits.SPLITS))

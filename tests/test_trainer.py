@@ -270,3 +270,11 @@ def test_first_layer_filters(trained, tmp_path):
   assert sum(p["weight_share"] for p in planes.values()) == pytest.approx(1.0)
   assert all(p["kernels"] == 32 for p in planes.values())
   assert (tmp_path / "filters.png").stat().st_size
+
+
+@pytest.mark.parametrize("module", ["trainer.scaling", "trainer.verify"])
+def test_study_flags_are_checked_before_anything_runs(module, tmp_path):
+  out = run(module, "--dataset", "a2i_speakers/none", "--data_dir", str(tmp_path),
+            "--channels", "xyz", check=False)
+  assert out.returncode == 2 and "invalid choice: 'xyz'" in out.stderr
+  assert "Traceback" not in out.stderr

@@ -24,16 +24,14 @@ ROWS = ("R", "G", "B", "RGB", "descriptors_logreg", "logmel_cnn")
 
 
 def _parser():
+  from trainer import study
+
   p = argparse.ArgumentParser(prog="python -m trainer.ablate", description=__doc__.split("\n")[0])
   p.add_argument("--dataset", default="a2i_speakers")
   p.add_argument("--data_dir")
   p.add_argument("--output", default="runs/ablation")
-  p.add_argument("--epochs", type=int, default=20)
   p.add_argument("--seeds", type=int, default=3)
-  p.add_argument("--batch_size", type=int, default=32)
-  p.add_argument("--model", default="grid", choices=("grid", "paper"))
-  p.add_argument("--learning_rate", type=float, default=1e-3)
-  p.add_argument("--patience", type=int, default=5)
+  study.add_training_flags(p, channels=False)
   p.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of the rows")
   return p
 

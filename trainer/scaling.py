@@ -19,26 +19,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv=None) -> int:
+  from trainer import study
+
   p = argparse.ArgumentParser(prog="python -m trainer.scaling", description=__doc__.split("\n")[0])
   p.add_argument("--dataset", default="a2i_speakers/voices20")
   p.add_argument("--data_dir")
   p.add_argument("--output", default="runs/scaling")
   p.add_argument("--counts", default="2,5,10,all")
   p.add_argument("--seeds", type=int, default=3)
-  p.add_argument("--epochs", type=int, default=20)
-  p.add_argument("--batch_size", type=int, default=32)
-  p.add_argument("--channels", default="rgb")
-  p.add_argument("--model", default="grid", choices=("grid", "paper"))
-  p.add_argument("--learning_rate", type=float, default=1e-3)
-  p.add_argument("--patience", type=int, default=5)
+  study.add_training_flags(p)
   args = p.parse_args(argv)
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   import numpy as np
-
-  from trainer import study
 
   builder, data_dir = study.open_dataset_or_exit(args.dataset, args.data_dir)
   n_all = builder.info.features["speaker"].num_classes

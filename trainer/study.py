@@ -16,6 +16,21 @@ __all__ = ["identity", "summary", "write_table", "image_cnn_accuracy",
            "descriptor_logreg_accuracy", "logmel_cnn_accuracy", "clip_waveforms"]
 
 
+def add_training_flags(parser, channels: bool = True, patience: bool = True):
+  """The flags every study trains with, one definition for all of them."""
+  from trainer.data import CHANNELS
+  from trainer.models import MODELS
+
+  parser.add_argument("--epochs", type=int, default=20)
+  parser.add_argument("--batch_size", type=int, default=32)
+  if channels:
+    parser.add_argument("--channels", default="rgb", choices=tuple(CHANNELS))
+  parser.add_argument("--model", default="grid", choices=MODELS)
+  parser.add_argument("--learning_rate", type=float, default=1e-3)
+  if patience:
+    parser.add_argument("--patience", type=int, default=5)
+
+
 def open_dataset_or_exit(name: str, data_dir: str | None):
   """(builder, data dir) of a built dataset, or exit 2 with the command that builds it."""
   from trainer import data

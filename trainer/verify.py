@@ -40,15 +40,13 @@ def equal_error_rate(scores, same):
 
 
 def main(argv=None) -> int:
+  from trainer import study
+
   p = argparse.ArgumentParser(prog="python -m trainer.verify", description=__doc__.split("\n")[0])
   p.add_argument("--dataset", required=True)
   p.add_argument("--data_dir")
   p.add_argument("--output", default="runs/verification")
-  p.add_argument("--epochs", type=int, default=20)
-  p.add_argument("--batch_size", type=int, default=32)
-  p.add_argument("--channels", default="rgb")
-  p.add_argument("--model", default="grid", choices=("grid", "paper"))
-  p.add_argument("--learning_rate", type=float, default=1e-3)
+  study.add_training_flags(p, patience=False)
   p.add_argument("--seed", type=int, default=0)
   args = p.parse_args(argv)
   import keras
@@ -59,7 +57,7 @@ def main(argv=None) -> int:
   import numpy as np
   from scipy.stats import norm
 
-  from trainer import data, study
+  from trainer import data
   from trainer.models import build_model, compile_model
 
   builder, data_dir = study.open_dataset_or_exit(args.dataset, args.data_dir)
