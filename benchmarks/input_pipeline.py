@@ -38,7 +38,7 @@ def main():
   parser.add_argument("--datasets", nargs="+", default=["a2i_speakers/demo_128", "a2i_speakers"])
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--train_batches", type=int, default=8)
-  parser.add_argument("--model", default="grid")
+  parser.add_argument("--model", default="cells")
   parser.add_argument("--out", default="docs/performance_input.json")
   args = parser.parse_args()
   results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -49,7 +49,7 @@ def main():
     size = splits.info.features["image"].shape[0]
     first = images_per_second(splits.train)        # PNG decode + cache fill
     cached = images_per_second(splits.train)       # what every later epoch sees
-    model = build_model(args.model, size, 3, len(splits.speakers))
+    model = build_model(args.model, size, "rgb", len(splits.speakers))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     batches = [b for _, b in zip(range(args.train_batches + 1), splits.train)]
     model.train_on_batch(*batches[0])              # build and trace

@@ -154,8 +154,8 @@ def test_mixed_precision_path_runs_on_cpu():
 
   keras.mixed_precision.set_global_policy("mixed_float16")
   try:
-    for name in ("paper", "grid"):
-      model = build_model(name, 64, 3, 4)
+    for name in ("paper", "cells"):
+      model = build_model(name, 64, "rgb", 4)
       model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
       x = np.random.default_rng(0).integers(0, 255, (8, 64, 64, 3)).astype(np.float32)
       model.train_on_batch(x, np.arange(8) % 4)
@@ -261,9 +261,16 @@ def test_verification_refuses_shared_speakers(dataset, tmp_path):
   assert out.returncode == 2 and "--split_by speaker" in out.stderr
 
 
-def test_first_layer_filters(trained, tmp_path):
-  output, _ = trained
-  run("trainer.filters", "--model", str(output / "model.keras"), "--output", str(tmp_path))
+def test_first_layer_filters(dataset, trained, tmp_path):
+  cells, _ = trained
+  out = run("trainer.filters", "--model", str(cells / "model.keras"), "--output",
+            str(tmp_path), check=False)
+  assert out.returncode == 2 and "--model paper" in out.stderr and "Traceback" not in out.stderr
+  data_dir, _ = dataset
+  run("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(tmp_path / "paper"), "--epochs", "1", "--model", "paper")
+  run("trainer.filters", "--model", str(tmp_path / "paper" / "model.keras"), "--output",
+      str(tmp_path))
   with open(tmp_path / "filters.json") as f:
     planes = json.load(f)["planes"]
   assert list(planes) == ["R", "G", "B"]

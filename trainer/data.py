@@ -22,6 +22,8 @@ class Splits:
   test: tf.data.Dataset
   info: tfds.core.DatasetInfo
   builder: tfds.core.DatasetBuilder
+  train_steps: int   # batches per training epoch
+
 
   @property
   def speakers(self) -> list[str]:
@@ -72,6 +74,13 @@ def pipeline(ds: tf.data.Dataset, channels: str, batch_size: int, training: bool
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def count_batches(ds: tf.data.Dataset) -> int:
+  """Batches in one pass; a dataset filtered by speaker has no static cardinality,
+  and counting it fills its cache, which the first epoch then reads."""
+  n = int(ds.cardinality())
+  return n if n >= 0 else int(ds.reduce(0, lambda count, _: count + 1))
+
+
 def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: int,
          speakers: list[int] | None = None) -> Splits:
   builder = open_dataset(name, data_dir)
@@ -88,4 +97,4 @@ def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: 
   if train is None or test is None:
     raise DatasetMissing(f"dataset {name} needs non-empty train and test splits")
   return Splits(train=train, validation=split("validation"), test=test, info=builder.info,
-                builder=builder)
+                builder=builder, train_steps=count_batches(train))

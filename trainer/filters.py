@@ -50,9 +50,15 @@ def main(argv=None) -> int:
   from trainer.predict import load_run
 
   model, settings = load_run(args.model)
-  conv = next(layer for layer in model.layers if layer.__class__.__name__ == "Conv2D")
-  kernel = conv.get_weights()[0]
   planes = "".join(c.upper() for c in settings["channels"])
+  kernels = [layer.get_weights()[0] for layer in model.layers
+             if layer.__class__.__name__ == "Conv2D" and layer.kernel_size == (3, 3)]
+  kernel = next((k for k in kernels if k.shape[2] == len(planes)), None)
+  if kernel is None:
+    print(f"error: {model.name} has no 3x3 convolution over all its input planes "
+          f"({planes}); the `cells` model reads red and blue cell by cell, so study a "
+          "`--model paper` run", file=sys.stderr)
+    return 2
   stats = describe_kernels(kernel, planes)
   os.makedirs(args.output, exist_ok=True)
   with open(os.path.join(args.output, "filters.json"), "w") as f:

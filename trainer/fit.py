@@ -28,12 +28,14 @@ def _parser():
   p.add_argument("--data_dir", help="TFDS data dir (default: $TFDS_DATA_DIR or "
                                     "~/tensorflow_datasets)")
   p.add_argument("--output", default="runs/a2i_speakers", help="run folder (default: %(default)s)")
-  p.add_argument("--epochs", type=int, default=30)
+  p.add_argument("--epochs", type=int, default=40,
+                 help="length of the learning-rate schedule; early stopping may end sooner")
   p.add_argument("--batch_size", type=int, default=32)
   p.add_argument("--channels", default="rgb", choices=tuple(CHANNELS))
-  p.add_argument("--model", default="grid", choices=MODELS)
-  p.add_argument("--learning_rate", type=float, default=1e-3)
-  p.add_argument("--patience", type=int, default=6, help="early-stopping patience in epochs")
+  p.add_argument("--model", default="cells", choices=MODELS)
+  p.add_argument("--learning_rate", type=float, default=1e-3,
+                 help="peak rate; a cosine takes it to 0 over --epochs")
+  p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
   p.add_argument("--seed", type=int, default=0)
   return p
 
@@ -88,8 +90,8 @@ def run(argv=None) -> int:
   image_size = splits.info.features["image"].shape[0]
   with strategy.scope():
     model = models.compile_model(
-        models.build_model(args.model, image_size, len(CHANNELS[args.channels]),
-                           len(splits.speakers)), args.learning_rate)
+        models.build_model(args.model, image_size, args.channels, len(splits.speakers)),
+        args.learning_rate, decay_steps=args.epochs * splits.train_steps)
   monitor = "val_loss" if splits.validation is not None else "loss"
   started = time.time()
   history = model.fit(splits.train, validation_data=splits.validation, epochs=args.epochs,

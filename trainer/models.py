@@ -1,4 +1,4 @@
-"""Speaker CNNs: the paper's, and a variant that pools onto the descriptor grid."""
+"""Speaker CNNs: the paper's, and one that reads the encoding's descriptor cells."""
 
 from __future__ import annotations
 
@@ -6,35 +6,43 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-GRID = 7  # pipeline.spec.GRID: the red/blue planes are a 7 x 7 grid of cells
-MODELS = ("paper", "grid")
+from pipeline.spec import GRID, cell_size
+
+MODELS = ("cells", "paper")
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
+def compile_model(model: keras.Model, learning_rate: float, decay_steps: int | None = None
+                  ) -> keras.Model:
+  """Adam; with `decay_steps`, the rate follows a cosine from `learning_rate` to 0."""
+  if decay_steps:
+    learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
   model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
   return model
 
 
 @keras.saving.register_keras_serializable(package="a2i")
-class GridPooling(layers.Layer):
-  """Adaptive average pooling of a feature map onto the grid x grid descriptor
-  cells: output cell (i, j) averages rows [floor(i h / g), ceil((i + 1) h / g))
-  and the same columns. Two constant averaging matrices, one einsum."""
+class CellPooling(layers.Layer):
+  """Average of a feature map over each half of each cell of the descriptor grid.
 
-  def __init__(self, grid: int = GRID, **kwargs):
-    super().__init__(**kwargs)
-    self.grid = grid
-
-  def _bins(self, n: int) -> np.ndarray:
-    m = np.zeros((self.grid, n), np.float32)
-    for i in range(self.grid):
-      lo, hi = (i * n) // self.grid, -(-((i + 1) * n) // self.grid)
-      m[i, lo:hi] = 1.0 / (hi - lo)
-    return m
+  The red and blue planes hold track k in the cell of side p = N // 7 at row
+  k // 7, column k % 7; a red cell holds the median in its left p // 2
+  columns and the mean in the rest (docs/encoding.md). Output (7, 14, C):
+  [i, 2j] averages the left half of cell (i, j), [i, 2j + 1] the right half,
+  so a red plane comes back as its 94 statistics exactly, and a blue patch as
+  two averages of learned functions of its time course. The margin is ignored.
+  """
 
   def build(self, input_shape):
-    self._rows, self._cols = self._bins(input_shape[1]), self._bins(input_shape[2])
+    n = input_shape[1]
+    p, half = cell_size(n), cell_size(n) // 2
+    rows = np.zeros((GRID, n), np.float32)
+    cols = np.zeros((2 * GRID, n), np.float32)
+    for i in range(GRID):
+      rows[i, i * p:(i + 1) * p] = 1.0 / p
+      cols[2 * i, i * p:i * p + half] = 1.0 / half
+      cols[2 * i + 1, i * p + half:(i + 1) * p] = 1.0 / (p - half)
+    self._rows, self._cols = rows, cols
 
   def call(self, x):
     rows = ops.cast(ops.convert_to_tensor(self._rows), x.dtype)
@@ -42,10 +50,25 @@ class GridPooling(layers.Layer):
     return ops.einsum("ih,bhwc,jw->bijc", rows, x, cols)
 
   def compute_output_shape(self, input_shape):
-    return (input_shape[0], self.grid, self.grid, input_shape[3])
+    return (input_shape[0], GRID, 2 * GRID, input_shape[3])
+
+
+@keras.saving.register_keras_serializable(package="a2i")
+class Planes(layers.Layer):
+  """Some of the input's planes, by index (a serialisable, Lambda-free slice)."""
+
+  def __init__(self, indices, **kwargs):
+    super().__init__(**kwargs)
+    self.indices = [int(i) for i in indices]
+
+  def call(self, x):
+    return ops.take(x, self.indices, axis=-1)
+
+  def compute_output_shape(self, input_shape):
+    return (*input_shape[:-1], len(self.indices))
 
   def get_config(self):
-    return {**super().get_config(), "grid": self.grid}
+    return {**super().get_config(), "indices": self.indices}
 
 
 def _conv_blocks(x, dropout: float, per_block: bool):
@@ -71,32 +94,53 @@ def _conv_blocks(x, dropout: float, per_block: bool):
   return x
 
 
-def build_model(name: str, image_size: int, channels: int, num_classes: int,
-                dropout: float = 0.25) -> keras.Model:
-  """`paper`: four conv blocks (32, 64, 128, 256 filters, batch norm, dropout),
-  flatten, dense, softmax, as the paper describes.
+def _standardise(x):
+  """Per-feature standardisation over the batch (inference: over the training set).
 
-  `grid`: the same blocks, then the feature maps are area-pooled to 7 x 7, one
-  position per descriptor cell, before the dense head. Flattening keeps
-  position (which descriptor a cell holds) but at 512 px feeds a 32x32x256
-  map to the dense layer (67 M weights); global pooling would be small but
-  would throw position away. Pooling to the grid keeps both.
+  Speakers differ by a few pixel levels around each cell's population mean;
+  with features left at their raw [0, 1] scale the net trained to 14 % on
+  20 voices, standardised to 94 % (docs/training.md)."""
+  return layers.BatchNormalization(momentum=0.9, name="standardise")(x)
+
+
+def build_model(name: str, image_size: int, planes: str, num_classes: int,
+                dropout: float = 0.25, levels: int = 16) -> keras.Model:
+  """`planes`: the input's planes in order, a subset of "rgb" (e.g. "rb").
+
+  `paper`: four conv blocks (32, 64, 128, 256 filters, batch norm, dropout),
+  flatten, dense 256, softmax, as the paper describes.
+
+  `cells`: reads the image the way it was written. Red and blue: a 1x1
+  convolution turns every pixel into `levels` ReLU responses, soft
+  thresholds of its level; CellPooling averages them, and the pixels
+  themselves, over each half-cell, giving per descriptor its value (red) and a
+  learned soft histogram of its time course (blue), still in descriptor order.
+  Green, the waveform: the paper's four conv blocks, then global average
+  pooling (a voice is the same wherever in the clip it speaks). Then
+  standardisation, dense 128, softmax.
   """
-  inputs = keras.Input((image_size, image_size, channels), name="image")
+  if not planes or any(c not in "rgb" for c in planes):
+    raise ValueError(f"planes must be letters of 'rgb', got {planes!r}")
+  inputs = keras.Input((image_size, image_size, len(planes)), name="image")
   x = layers.Rescaling(1.0 / 255)(inputs)
-  x = _conv_blocks(x, dropout, per_block=name == "paper")
-  # Flattened ReLU features are all positive: Adam's near-constant steps on
-  # thousands of them add up coherently and blow the logits up within a few
-  # steps. Normalising the flat vector makes it zero-mean first.
   if name == "paper":
+    x = _conv_blocks(x, dropout, per_block=True)
     x = layers.Flatten()(x)
-    x = layers.LayerNormalization()(x)
+    x = _standardise(x)
     x = layers.Dense(256, activation="relu", name="embedding")(x)
-  elif name == "grid":
-    x = layers.Conv2D(64, 1, activation="relu")(x)   # fewer features per cell
-    x = GridPooling(GRID, name="grid_pool")(x)
-    x = layers.Flatten()(x)
-    x = layers.LayerNormalization()(x)
+  elif name == "cells":
+    parts = []
+    stats = [i for i, c in enumerate(planes) if c in "rb"]
+    if stats:
+      s = x if len(stats) == len(planes) else Planes(stats, name="red_blue")(x)
+      s = layers.Concatenate()([s, layers.Conv2D(levels, 1, activation="relu", name="levels")(s)])
+      parts.append(layers.Flatten()(CellPooling(name="cell_pool")(s)))
+    if "g" in planes:
+      g = Planes([planes.index("g")], name="green")(x) if len(planes) > 1 else x
+      parts.append(layers.GlobalAveragePooling2D()(_conv_blocks(g, dropout, per_block=False)))
+    x = parts[0] if len(parts) == 1 else layers.Concatenate()(parts)
+    x = _standardise(x)
+    x = layers.Dropout(0.2)(x)
     x = layers.Dense(128, activation="relu", name="embedding")(x)
   else:
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")

@@ -23,7 +23,7 @@ def load_run(model_path: str):
   import keras
 
   from pipeline.spec import EncodingSpec
-  from trainer import models  # noqa: F401  registers GridPooling
+  from trainer import models  # noqa: F401  registers the custom layers
   from trainer.report import ENCODING_FILE
 
   with open(os.path.join(os.path.dirname(os.path.abspath(model_path)), ENCODING_FILE)) as f:

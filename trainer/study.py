@@ -21,14 +21,14 @@ def add_training_flags(parser, channels: bool = True, patience: bool = True):
   from trainer.data import CHANNELS
   from trainer.models import MODELS
 
-  parser.add_argument("--epochs", type=int, default=20)
+  parser.add_argument("--epochs", type=int, default=40)
   parser.add_argument("--batch_size", type=int, default=32)
   if channels:
     parser.add_argument("--channels", default="rgb", choices=tuple(CHANNELS))
-  parser.add_argument("--model", default="grid", choices=MODELS)
+  parser.add_argument("--model", default="cells", choices=MODELS)
   parser.add_argument("--learning_rate", type=float, default=1e-3)
   if patience:
-    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--patience", type=int, default=10)
 
 
 def open_dataset_or_exit(name: str, data_dir: str | None):
@@ -70,8 +70,8 @@ def image_cnn_accuracy(name, data_dir, channels: str, args, seed: int,
   splits = data.load(name, data_dir, channels, args.batch_size, seed, speakers=speakers)
   size = splits.info.features["image"].shape[0]
   n_classes = len(speakers) if speakers else len(splits.speakers)
-  model = compile_model(build_model(args.model, size, len(data.CHANNELS[channels]), n_classes),
-                        args.learning_rate)
+  model = compile_model(build_model(args.model, size, channels, n_classes),
+                        args.learning_rate, decay_steps=args.epochs * splits.train_steps)
   model.fit(splits.train, validation_data=splits.validation, epochs=args.epochs, verbose=0,
             callbacks=[_early_stopping(splits.validation is not None, args.patience)])
   return float(model.evaluate(splits.test, verbose=0)[1])
@@ -179,7 +179,8 @@ def logmel_cnn_accuracy(builder, data_dir, args, seed: int):
     val = (_log_mel(xvw), yv)
   model = build_logmel_model(x.shape[1], x.shape[2], builder.info.features["speaker"].num_classes)
   model.get_layer(index=1).adapt(x)
-  compile_model(model, args.learning_rate)
+  compile_model(model, args.learning_rate,
+                decay_steps=args.epochs * -(-len(x) // args.batch_size))
   model.fit(x, y, validation_data=val, epochs=args.epochs, batch_size=args.batch_size,
             verbose=0, callbacks=[_early_stopping(val is not None, args.patience)])
   return float(model.evaluate(xt, yt, verbose=0)[1]), f"log-mel of the {source}"
