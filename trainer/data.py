@@ -74,11 +74,14 @@ def pipeline(ds: tf.data.Dataset, channels: str, batch_size: int, training: bool
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def count_batches(ds: tf.data.Dataset) -> int:
-  """Batches in one pass; a dataset filtered by speaker has no static cardinality,
-  and counting it fills its cache, which the first epoch then reads."""
-  n = int(ds.cardinality())
-  return n if n >= 0 else int(ds.reduce(0, lambda count, _: count + 1))
+def with_cardinality(ds: tf.data.Dataset) -> tf.data.Dataset:
+  """A dataset filtered by speaker has no static length; count its batches once
+  (which fills its cache, read by the first epoch) and declare the count, so
+  the schedule knows its steps and Keras knows where an epoch ends."""
+  if int(ds.cardinality()) >= 0:
+    return ds
+  n = int(ds.reduce(0, lambda count, _: count + 1))
+  return ds.apply(tf.data.experimental.assert_cardinality(n))
 
 
 def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: int,
@@ -91,10 +94,10 @@ def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: 
       return None
     ds = builder.as_dataset(split=s, shuffle_files=training,
                             read_config=tfds.ReadConfig(shuffle_seed=seed))
-    return pipeline(ds, channels, batch_size, training, seed, speakers)
+    return with_cardinality(pipeline(ds, channels, batch_size, training, seed, speakers))
 
   train, test = split("train", training=True), split("test")
   if train is None or test is None:
     raise DatasetMissing(f"dataset {name} needs non-empty train and test splits")
   return Splits(train=train, validation=split("validation"), test=test, info=builder.info,
-                builder=builder, train_steps=count_batches(train))
+                builder=builder, train_steps=int(train.cardinality()))

@@ -69,10 +69,11 @@ def main(argv=None) -> int:
     return 2
   keras.utils.set_random_seed(args.seed)
   size = builder.info.features["image"].shape[0]
-  train = data.pipeline(builder.as_dataset(split="train", shuffle_files=True), args.channels,
-                        args.batch_size, True, args.seed, speakers=train_ids)
+  train = data.with_cardinality(data.pipeline(
+      builder.as_dataset(split="train", shuffle_files=True), args.channels, args.batch_size,
+      True, args.seed, speakers=train_ids))
   model = compile_model(build_model(args.model, size, args.channels, len(train_ids)),
-                        args.learning_rate, decay_steps=args.epochs * data.count_batches(train))
+                        args.learning_rate, decay_steps=args.epochs * int(train.cardinality()))
   model.fit(train, epochs=args.epochs, verbose=2, callbacks=[
       keras.callbacks.EarlyStopping(monitor="loss", patience=4, restore_best_weights=True)])
   embed = keras.Model(model.input, model.get_layer("embedding").output)
