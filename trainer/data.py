@@ -22,12 +22,15 @@ class Splits:
   test: tf.data.Dataset
   info: tfds.core.DatasetInfo
   builder: tfds.core.DatasetBuilder
-  train_steps: int   # batches per training epoch
-
 
   @property
   def speakers(self) -> list[str]:
     return list(self.info.features["speaker"].names)
+
+  @property
+  def train_steps(self) -> int:
+    """Batches per training epoch (`load` gives every split a known length)."""
+    return int(self.train.cardinality())
 
 
 def open_dataset(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
@@ -100,4 +103,4 @@ def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: 
   if train is None or test is None:
     raise DatasetMissing(f"dataset {name} needs non-empty train and test splits")
   return Splits(train=train, validation=split("validation"), test=test, info=builder.info,
-                builder=builder, train_steps=int(train.cardinality()))
+                builder=builder)

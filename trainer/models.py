@@ -97,9 +97,10 @@ def _conv_blocks(x, dropout: float, per_block: bool):
 def _standardise(x):
   """Per-feature standardisation over the batch (inference: over the training set).
 
-  Speakers differ by a few pixel levels around each cell's population mean;
-  with features left at their raw [0, 1] scale the net trained to 14 % on
-  20 voices, standardised to 94 % (docs/training.md)."""
+  Speakers differ by a few pixel levels around each cell's population mean.
+  On 20 voices the same cell features reached 30 % test accuracy normalised
+  per clip (layer normalisation) and 94 % standardised per feature
+  (docs/training.md)."""
   return layers.BatchNormalization(momentum=0.9, name="standardise")(x)
 
 
