@@ -26,6 +26,7 @@ setuptools.setup(
         "soxr>=0.3.7",
         "espeakng-loader>=0.2.4",
         "threadpoolctl>=3.1",
+        "google-crc32c>=1.5",
     ],
     extras_require={"train": ["tensorflow>=2.16", "matplotlib>=3.8", "scikit-learn>=1.3"]},
 )

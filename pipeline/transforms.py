@@ -1,26 +1,38 @@
-"""Beam transforms that encode a listed corpus: decode -> cut -> encode.
+"""Beam transforms that turn a listed corpus into written shards.
 
-    reports = files | 'AnalyseCorpus' >> AnalyseCorpus(spec, max_seconds)
-    examples = files_with_splits | 'EncodeCorpus' >> EncodeCorpus(spec, image_size, max_seconds)
-    examples['train'], examples['validation'], examples['test']   # (key, example)
+    records, shards = files | 'BuildShards' >> BuildShards(spec, image_size, ...)
+
+One job, two passes over the audio, and only small things between them:
+
+1. AnalyseCorpus: decode and cut every file, one report record each (clips,
+   or the reason it cannot be used).
+2. PlanShards: from those records alone, assign splits (pipeline.splits)
+   and deal recordings into shards (pipeline.shards): a singleton plan.
+3. WriteShard, one task per shard after a Reshuffle: decode, cut, encode,
+   serialise and write the shard's TFRecord file, all in the worker that
+   owns the shard. Images never cross a shuffle, so memory is bounded by a
+   shard and workers scale until the disk does.
 
 Each DoFn does one thing and counts it. A file that cannot be used goes to
-the `failed` output with its reason; every file cut into clips emits one
-report record, so the analysis accounts for each file exactly once. Splits
-are assigned between the two passes, from the recordings that produced
-clips, so broken files never take a speaker's validation or test places and
-no split is announced that would end up empty.
+the `failed` output with its reason. Splits are assigned from the files that
+gave clips, so broken files never take a speaker's validation or test
+places and no split is announced that would end up empty.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
+from typing import Callable
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.metrics import Metrics
 
-from pipeline import splits
+from pipeline import shards
 from pipeline.audio import AudioError, load_audio
 from pipeline.clips import segment
 from pipeline.corpus import CorpusFile
@@ -29,7 +41,6 @@ from pipeline.spec import EncodingSpec
 
 NAMESPACE = "a2i"
 FAILED = "failed"
-REPORT = "report"
 
 
 def report_record(f: CorpusFile, status: str, reason: str = "", detail: str = "",
@@ -55,52 +66,47 @@ class _CoreDoFn(beam.DoFn):
 
 
 class Decode(_CoreDoFn):
-  """file or (file, split) -> (file, split, waveform at the working rate)."""
+  """file -> (file, waveform at the working rate)."""
 
   def __init__(self, spec: EncodingSpec, max_seconds: float):
     self.spec, self.max_seconds = spec, max_seconds
     self.decoded = Metrics.counter(NAMESPACE, "files_decoded")
     self.seconds = Metrics.counter(NAMESPACE, "audio_seconds_decoded")
 
-  def process(self, item):
-    f, split = item if isinstance(item, tuple) else (item, None)
+  def process(self, f):
     notes = []
     try:
       x = load_audio(f.path, self.spec, self.max_seconds, notes)
     except AudioError as e:
       Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
-      yield beam.pvalue.TaggedOutput(FAILED, report_record(f, "failed", e.reason, e.detail))
+      yield beam.pvalue.TaggedOutput(FAILED, (f, report_record(f, "failed", e.reason, e.detail)))
       return
     self.decoded.inc()
     self.seconds.inc(int(round(len(x) / self.spec.sample_rate)))
     if notes:
       Metrics.counter(NAMESPACE, "files_repaired").inc()
       f = dataclasses.replace(f, detail="; ".join(notes))
-    yield f, split, x
+    yield f, x
 
 
 class Cut(_CoreDoFn):
-  """(file, split, waveform) -> (file, split, clip) for each clip kept."""
+  """(file, waveform) -> (file, report record): how many clips it gives, or why none."""
 
   def __init__(self, spec: EncodingSpec):
     self.spec = spec
     self.clips = Metrics.counter(NAMESPACE, "clips_cut")
 
   def process(self, item):
-    f, split, x = item
+    f, x = item
     seconds = len(x) / self.spec.sample_rate
     try:
       clips = segment(x, self.spec)
     except AudioError as e:
       Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
-      yield beam.pvalue.TaggedOutput(
-          FAILED, report_record(f, "failed", e.reason, e.detail, seconds=seconds))
+      yield f, report_record(f, "failed", e.reason, e.detail, seconds=seconds)
       return
     self.clips.inc(len(clips))
-    yield beam.pvalue.TaggedOutput(
-        REPORT, report_record(f, "encoded", detail=f.detail, clips=len(clips), seconds=seconds))
-    for clip in clips:
-      yield f, split, clip
+    yield f, report_record(f, "encoded", detail=f.detail, clips=len(clips), seconds=seconds)
 
 
 def png_bytes(image) -> bytes:
@@ -113,61 +119,127 @@ def png_bytes(image) -> bytes:
   return buffer.getvalue()
 
 
-class Encode(_CoreDoFn):
-  """(file, split, clip) -> (split, key, example) in the dataset's features."""
+def clip_example(f: CorpusFile, clip, spec: EncodingSpec, image_size: int) -> dict:
+  """One clip in the dataset's features (image as PNG bytes)."""
+  encoded = encode_clip(clip.samples, image_size, spec, require_speech=False)
+  return {
+      "image": png_bytes(encoded.image),
+      "speaker": f.speaker,
+      "recording": f.relpath,
+      "clip_index": clip.index,
+      "start_seconds": clip.start_seconds(spec),
+      "descriptors": encoded.descriptors,
+  }
 
-  def __init__(self, spec: EncodingSpec, image_size: int):
-    self.spec, self.image_size = spec, image_size
+
+def write_tfrecord(path: str, records) -> int:
+  """Writes a TFRecord file through Beam's filesystems (local, gs://, s3://,
+  hdfs://), under a temporary name renamed into place at the end: a retried
+  or killed task never leaves a half-written shard. Returns its size."""
+  partial = path + ".partial"
+  size = 0
+  with FileSystems.create(partial, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+    for data in records:
+      _TFRecordUtil.write_record(out, data)
+      size += len(data) + 16  # length, its CRC, data, its CRC
+  if FileSystems.exists(path):  # a retried task: same plan, same bytes
+    FileSystems.delete([path])
+  FileSystems.rename([partial], [path])
+  return size
+
+
+class WriteShard(_CoreDoFn):
+  """ShardTask -> the shard file written, and what each of its recordings gave.
+
+  The whole heavy chain (decode -> cut -> encode -> serialise -> write) runs
+  here, for one shard at a time. Examples are written in the order of a hash
+  of their key, so a shard mixes its recordings' clips; holding them until
+  then costs one shard's serialised bytes.
+  """
+
+  def __init__(self, spec: EncodingSpec, image_size: int, max_seconds: float,
+               shard_path: Callable[[str, int, int], str], serialize: Callable[[dict], bytes]):
+    self.spec, self.image_size, self.max_seconds = spec, image_size, max_seconds
+    self.shard_path, self.serialize = shard_path, serialize
     self.encoded = Metrics.counter(NAMESPACE, "clips_encoded")
+    self.written = Metrics.counter(NAMESPACE, "shards_written")
 
-  def process(self, item):
-    f, split, clip = item
-    encoded = encode_clip(clip.samples, self.image_size, self.spec, require_speech=False)
-    self.encoded.inc()
-    yield split, example_key(f, clip.index), {
-        "image": png_bytes(encoded.image),
-        "speaker": f.speaker,
-        "recording": f.relpath,
-        "clip_index": clip.index,
-        "start_seconds": clip.start_seconds(self.spec),
-        "descriptors": encoded.descriptors,
-    }
-
-
-def _decode_and_cut(files, spec: EncodingSpec, max_seconds: float):
-  """Reshuffle -> Decode -> Cut, the head both passes share: (decoded, cut) results."""
-  decoded = (files
-             | "Reshuffle" >> beam.Reshuffle()  # fan the files out over workers
-             | "Decode" >> beam.ParDo(Decode(spec, max_seconds)).with_outputs(
-                 FAILED, main="audio"))
-  cut = decoded.audio | "Cut" >> beam.ParDo(Cut(spec)).with_outputs(FAILED, REPORT, main="clips")
-  return decoded, cut
+  def process(self, task: shards.ShardTask):
+    examples, files = [], []
+    for f, expected in task.files:
+      outcome = {"file": f.relpath, "clips": 0, "expected": expected}
+      try:
+        clips = segment(load_audio(f.path, self.spec, self.max_seconds), self.spec)
+      except AudioError as e:  # the file changed or vanished since the analysis
+        Metrics.counter(NAMESPACE, f"files_failed_{e.reason}_at_encoding").inc()
+        files.append(dict(outcome, reason=e.reason, detail=e.detail))
+        continue
+      for clip in clips:
+        key = example_key(f, clip.index)
+        example = self.serialize(clip_example(f, clip, self.spec, self.image_size))
+        examples.append((hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest(),
+                         example))
+        self.encoded.inc()
+      files.append(dict(outcome, clips=len(clips)))
+    examples.sort()
+    path = self.shard_path(task.split, task.index, task.num_shards)
+    num_bytes = write_tfrecord(path, (data for _, data in examples))
+    self.written.inc()
+    yield {"split": task.split, "index": task.index, "num_shards": task.num_shards,
+           "examples": len(examples), "bytes": num_bytes, "files": files}
 
 
 class AnalyseCorpus(beam.PTransform):
-  """PCollection[CorpusFile] -> one report record per file: clips, or why not."""
+  """PCollection[CorpusFile] -> (file, report record) per file: clips, or why not."""
 
   def __init__(self, spec: EncodingSpec, max_seconds: float):
     super().__init__()
     self.spec, self.max_seconds = spec, max_seconds
 
   def expand(self, files):
-    decoded, cut = _decode_and_cut(files, self.spec, self.max_seconds)
-    return (decoded[FAILED], cut[FAILED], cut[REPORT]) | "MergeReports" >> beam.Flatten()
+    decoded = (files
+               | "FanOutFiles" >> beam.Reshuffle()
+               | "Decode" >> beam.ParDo(Decode(self.spec, self.max_seconds)).with_outputs(
+                   FAILED, main="audio"))
+    cut = decoded.audio | "Cut" >> beam.ParDo(Cut(self.spec))
+    return (decoded[FAILED], cut) | "MergeReports" >> beam.Flatten()
 
 
-class EncodeCorpus(beam.PTransform):
-  """PCollection[(CorpusFile, split)] -> {split: PCollection[(key, example)]}."""
+def _plan(analysed, image_size, fractions, split_by) -> shards.Plan:
+  return shards.plan([(f, r["clips"]) for f, r in analysed if r["status"] == "encoded"],
+                     image_size, fractions, split_by)
 
-  def __init__(self, spec: EncodingSpec, image_size: int, max_seconds: float):
+
+def _with_split(item, plan: shards.Plan) -> dict:
+  _, record = item
+  return dict(record, split=plan.split_of.get(record["file"]))
+
+
+class BuildShards(beam.PTransform):
+  """PCollection[CorpusFile] -> (report record per file, outcome per shard written).
+
+  `shard_path(split, index, num_shards)` names a shard's file, `serialize`
+  turns an example into bytes: both come from the dataset builder.
+  """
+
+  def __init__(self, spec: EncodingSpec, image_size: int, max_seconds: float,
+               fractions, split_by: str, shard_path, serialize):
     super().__init__()
     self.spec, self.image_size, self.max_seconds = spec, image_size, max_seconds
+    self.fractions, self.split_by = tuple(fractions), split_by
+    self.shard_path, self.serialize = shard_path, serialize
 
   def expand(self, files):
-    # These files all passed the analysis; failures here are only counted.
-    _, cut = _decode_and_cut(files, self.spec, self.max_seconds)
-    encoded = cut.clips | "Encode" >> beam.ParDo(Encode(self.spec, self.image_size))
-    by_split = encoded | "PartitionBySplit" >> beam.Partition(
-        lambda example, n: splits.SPLITS.index(example[0]), len(splits.SPLITS))
-    return {name: by_split[i] | f"Keyed{name.capitalize()}" >> beam.Map(lambda e: e[1:])
-            for i, name in enumerate(splits.SPLITS)}
+    analysed = files | "AnalyseCorpus" >> AnalyseCorpus(self.spec, self.max_seconds)
+    plan = (analysed
+            | "CollectCounts" >> beam.combiners.ToList()
+            | "PlanShards" >> beam.Map(_plan, self.image_size, self.fractions, self.split_by))
+    records = analysed | "AssignSplits" >> beam.Map(_with_split,
+                                                    plan=beam.pvalue.AsSingleton(plan))
+    written = (plan
+               | "ShardTasks" >> beam.FlatMap(lambda p: p.tasks)
+               | "FanOutShards" >> beam.Reshuffle()
+               | "WriteShards" >> beam.ParDo(WriteShard(self.spec, self.image_size,
+                                                        self.max_seconds, self.shard_path,
+                                                        self.serialize)))
+    return records, written

@@ -158,7 +158,7 @@ def test_kill_during_build_leaves_nothing_loadable_and_rerun_matches(tmp_path):
   proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
   deadline = time.time() + 120
   while time.time() < deadline and proc.poll() is None:
-    if list(config_dir.glob("incomplete.*/_encode_listing.jsonl")):  # in the encoding pass
+    if list(config_dir.glob("incomplete.*/_build/listing.jsonl")):  # the Beam job starts
       break
     time.sleep(0.05)
   assert proc.poll() is None, "the build ended before it could be killed"

@@ -1,7 +1,12 @@
 """a2i_speakers: speech clips encoded as RGB images, labelled by speaker.
 
-The examples come from a Beam PTransform (pipeline.transforms.EncodeCorpus);
-TFDS's own Beam writer shards, shuffles and writes them.
+`_info` declares the features; `_download_and_prepare` lists the corpus and
+runs one Beam job (pipeline.transforms.BuildShards) whose workers encode and
+write the TFRecord shards themselves, with TFDS's example serializer and file
+names; the builder then records each split's shard lengths, so `tfds.load`
+reads the result like any TFDS dataset. TFDS's generic Beam writer is not
+used: it sends every encoded example through one global shuffle, which holds
+the corpus in memory and serialises the workers.
 """
 
 from __future__ import annotations
@@ -14,13 +19,15 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
+from tensorflow_datasets.core import example_serializer
+from tensorflow_datasets.core.dataset_builder import FileReaderBuilder
 
 from pipeline import demo, splits
 from pipeline.audio import DEFAULT_MAX_SECONDS
-from pipeline.corpus import list_corpus
+from pipeline.corpus import CorpusFile, list_corpus
 from pipeline.report import BuildError, build_report
 from pipeline.spec import DESCRIPTOR_NAMES, EncodingSpec
-from pipeline.transforms import AnalyseCorpus, EncodeCorpus, report_record
+from pipeline.transforms import BuildShards, report_record
 
 REPORT_FILE = "build_report.json"
 
@@ -44,7 +51,7 @@ class A2iSpeakersConfig(tfds.core.BuilderConfig):
     return EncodingSpec.from_dict(json.loads(self.spec))
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(FileReaderBuilder):
   """Speech clips as RGB images (arXiv 2503.05929), one speaker label each."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -83,7 +90,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             layout=c.layout, split_by=c.split_by, fractions=list(c.fractions)),
     )
 
-  def _split_generators(self, dl_manager, pipeline):
+  def _download_and_prepare(self, dl_manager, download_config) -> None:
     import apache_beam as beam
 
     c = self.builder_config
@@ -95,84 +102,107 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if not usable:
       raise BuildError(f"no audio file found under {root} ({len(files)} files, layout {layout})")
 
-    # Pass 1: decode and cut every file, to know which recordings give clips.
-    records, self._analysis_counters = self._analyse(usable, pipeline.options)
-    encoded = [r for r in records if r["status"] == "encoded"]
-    if not encoded:
+    # The listing goes through a file, not the job description: a million
+    # files would not fit in one. Workers read it, and write small JSON
+    # outcomes beside it; only the shards stay in the dataset folder.
+    work = epath.Path(self.data_dir) / "_build"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "listing.jsonl").write_text("".join(
+        json.dumps(dataclasses.asdict(f), ensure_ascii=True) + "\n" for f in usable))
+    features = self.info.features
+    build = BuildShards(c.encoding, c.image_size, c.max_seconds, c.fractions, c.split_by,
+                        shard_path=_ShardPath(self._templates()),
+                        serialize=_Serializer(features))
+    with beam.Pipeline(options=download_config.beam_options) as p:
+      records, written = (p
+                          | "ReadListing" >> beam.io.ReadFromText(os.fspath(work / "listing.jsonl"))
+                          | "ParseListing" >> beam.Map(lambda line: CorpusFile(**json.loads(line)))
+                          | "BuildShards" >> build)
+      _ = (records
+           | "RecordsToJson" >> beam.Map(json.dumps, sort_keys=True)
+           | "WriteRecords" >> beam.io.WriteToText(os.fspath(work / "records"),
+                                                   file_name_suffix=".jsonl"))
+      _ = (written
+           | "ShardsToJson" >> beam.Map(json.dumps, sort_keys=True)
+           | "WriteShardInfos" >> beam.io.WriteToText(os.fspath(work / "shards"),
+                                                      file_name_suffix=".jsonl"))
+    records, written = _read_parts(work, "records"), _read_parts(work, "shards")
+    counters = _counters(p.result)
+    work.rmtree()
+
+    if not written:
       failures = collections.Counter(r["reason"] for r in records)
       raise BuildError("no file of the corpus could be used: " + ", ".join(
           f"{n} {reason}" for reason, n in sorted(failures.items())))
-    assignment = splits.assign({(r["speaker"], r["group"]) for r in encoded}, c.fractions,
-                               c.split_by)
-    for r in encoded:
-      r["split"] = assignment[(r["speaker"], r["group"])]
-    self._records, self._layout = skipped + records, layout
-
-    # Pass 2 (this pipeline, written by TFDS): encode the recordings that gave clips.
-    split_of = {r["file"]: r["split"] for r in encoded}
-    listing = self._write_listing(
-        "_encode_listing.jsonl", [(f, split_of[f.relpath]) for f in usable
-                                  if f.relpath in split_of])
-    examples = (pipeline
-                | "ReadListing" >> beam.io.ReadFromText(listing)
-                | "ParseListing" >> beam.Map(_parse_listing)
-                | "EncodeCorpus" >> EncodeCorpus(c.encoding, c.image_size, c.max_seconds))
-    generate = beam.ptransform_fn(self._generate_examples)
-    present = set(split_of.values())
-    return {name: examples[name] | f"{name.capitalize()}Examples" >> generate()
-            for name in splits.SPLITS if name in present}
-
-  def _generate_examples(self, keyed_examples):
-    """(key, example) pairs of one split, as EncodeCorpus made them."""
-    return keyed_examples
-
-  def _write_listing(self, name, items) -> str:
-    """The listing goes through a file, not the pipeline graph: on a cluster a
-    million-file corpus would not fit in a job description."""
-    path = epath.Path(self.data_dir) / name
-    path.write_text("".join(json.dumps([dataclasses.asdict(f), split], ensure_ascii=True) + "\n"
-                            for f, split in items))
-    return os.fspath(path)
-
-  def _analyse(self, usable, options):
-    import apache_beam as beam
-
-    listing = self._write_listing("_analysis_listing.jsonl", [(f, None) for f in usable])
-    parts = epath.Path(self.data_dir) / "_analysis"
-    with beam.Pipeline(options=options) as p:
-      _ = (p
-           | "ReadListing" >> beam.io.ReadFromText(listing)
-           | "ParseListing" >> beam.Map(lambda line: _parse_listing(line)[0])
-           | "AnalyseCorpus" >> AnalyseCorpus(self.builder_config.encoding,
-                                              self.builder_config.max_seconds)
-           | "ReportToJson" >> beam.Map(json.dumps, sort_keys=True)
-           | "WriteReportParts" >> beam.io.WriteToText(os.fspath(parts / "part"),
-                                                      file_name_suffix=".jsonl"))
-    counters = _counters(p.result)
-    records = [json.loads(line) for part in sorted(parts.iterdir())
-               for line in part.read_text(encoding="utf-8").splitlines() if line.strip()]
-    parts.rmtree()
-    epath.Path(listing).unlink()
-    return records, counters
-
-  def _process_pipeline_result(self, pipeline_result) -> None:
-    """Writes build_report.json beside the data, inside TFDS's temporary
-    folder: it appears together with the dataset or not at all."""
-    (epath.Path(self.data_dir) / "_encode_listing.jsonl").unlink()
-    counters = dict(self._analysis_counters)
-    for name, value in _counters(pipeline_result).items():
-      counters["encode_" + name] = value
-    report = build_report(self._records, counters, config=self.builder_config,
-                          layout=self._layout, version=str(self.version))
+    records = _as_written(records, written)
+    self.info.set_splits(tfds.core.SplitDict(self._split_infos(written)))
+    report = build_report(skipped + records, counters, config=c, layout=layout,
+                          version=str(self.version))
+    # Inside TFDS's temporary folder: the report appears with the data or not at all.
     (epath.Path(self.data_dir) / REPORT_FILE).write_text(
         json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
 
+  def _templates(self) -> dict:
+    return {name: self._get_filename_template(name) for name in splits.SPLITS}
 
-def _parse_listing(line: str):
-  from pipeline.corpus import CorpusFile
+  def _split_infos(self, written: list[dict]) -> list[tfds.core.SplitInfo]:
+    templates, infos = self._templates(), []
+    for name in splits.SPLITS:
+      shards = sorted((s for s in written if s["split"] == name), key=lambda s: s["index"])
+      if not shards:
+        continue
+      if [s["index"] for s in shards] != list(range(shards[0]["num_shards"])):
+        raise BuildError(f"split {name}: shards missing from the job's output")
+      infos.append(tfds.core.SplitInfo(
+          name=name, shard_lengths=[s["examples"] for s in shards],
+          num_bytes=sum(s["bytes"] for s in shards), filename_template=templates[name]))
+    return infos
 
-  fields, split = json.loads(line)
-  return CorpusFile(**fields), split
+
+@dataclasses.dataclass(frozen=True)
+class _ShardPath:
+  """(split, shard index, number of shards) -> the file TFDS will read."""
+
+  templates: dict
+
+  def __call__(self, split: str, index: int, num_shards: int) -> str:
+    return os.fspath(self.templates[split].sharded_filepath(shard_index=index,
+                                                           num_shards=num_shards))
+
+
+class _Serializer:
+  """An example dict -> the bytes of its tf.train.Example, as TFDS writes it."""
+
+  def __init__(self, features):
+    self.features = features
+    self.serializer = example_serializer.ExampleSerializer(features.get_serialized_info())
+
+  def __call__(self, example: dict) -> bytes:
+    return self.serializer.serialize_example(self.features.encode_example(example))
+
+
+def _read_parts(folder: epath.Path, prefix: str) -> list[dict]:
+  return [json.loads(line) for part in sorted(folder.glob(f"{prefix}-*"))
+          for line in part.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _as_written(records: list[dict], written: list[dict]) -> list[dict]:
+  """The analysis records, corrected by what the shard writers found: the
+  report describes the dataset on disk, even if a file changed meanwhile."""
+  outcome = {f["file"]: f for shard in written for f in shard["files"]}
+  out = []
+  for r in records:
+    o = outcome.get(r["file"])
+    if o is None or (o["clips"] == o["expected"] and "reason" not in o):
+      out.append(r)
+    elif "reason" in o:
+      out.append(dict(r, status="failed", reason=o["reason"], clips=0, split=None,
+                      detail=f"{o['detail']} (the file changed after the analysis pass)"))
+    else:
+      out.append(dict(r, clips=o["clips"], detail="; ".join(filter(None, [
+          r["detail"], f"{o['expected']} clips at analysis, {o['clips']} when encoded "
+                       "(the file changed)"]))))
+  return out
 
 
 def _counters(pipeline_result) -> dict[str, int]:

@@ -1,0 +1,98 @@
+"""Shard plans: which clips of which recordings each output file holds.
+
+The plan is made once, from the analysis pass's per-file clip counts, and is
+a pure function of them and the settings: the same corpus gives the same
+shards, with the same examples in the same order, on one core or a thousand.
+
+Within a split, recordings are ordered by a hash of their path (so speakers
+and sessions are mixed across files) and dealt, whole, into shards of at
+most `clips_per_shard` clips; only a recording longer than that gets a shard
+of its own that is larger (which clips a recording keeps depends on its
+whole signal, so it is encoded in one piece). A shard's size is thus bounded
+by the settings (shard target, --max_seconds), never by the corpus. Each
+shard is one task: decode, cut, encode and write, in one worker, with
+nothing heavier than this plan crossing a shuffle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+
+from pipeline import splits
+from pipeline.corpus import CorpusFile
+
+# Shards are the unit of parallel work and of memory. ~16 MiB of examples
+# keeps a worker's working set small and reads efficient; at least
+# MIN_SHARDS per split (when there are clips enough) keeps 64 cores busy on
+# a mid-size corpus.
+SHARD_TARGET_BYTES = 16 << 20
+MIN_SHARDS = 64
+MIN_CLIPS, MAX_CLIPS = 16, 4096
+
+
+def example_bytes(image_size: int) -> int:
+  """Rough size of one serialised example: PNG at zlib level 1 of a plane
+  of noise-like waveform (green) and two smooth planes, plus descriptors."""
+  return int(0.36 * 3 * image_size * image_size) + 1024
+
+
+def clips_per_shard(image_size: int, split_clips: int) -> int:
+  by_bytes = SHARD_TARGET_BYTES // example_bytes(image_size)
+  by_count = math.ceil(split_clips / MIN_SHARDS)
+  return max(MIN_CLIPS, min(MAX_CLIPS, by_bytes, by_count))
+
+
+def order_key(text: str) -> str:
+  return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardTask:
+  split: str
+  index: int
+  num_shards: int
+  files: tuple[tuple[CorpusFile, int], ...]   # (recording, clips the analysis found)
+
+  @property
+  def num_clips(self) -> int:
+    return sum(n for _, n in self.files)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  split_of: dict[str, str]             # relpath -> split, for every file that gave clips
+  tasks: tuple[ShardTask, ...]
+
+  def clips_per_split(self) -> dict[str, int]:
+    out = dict.fromkeys(splits.SPLITS, 0)
+    for t in self.tasks:
+      out[t.split] += t.num_clips
+    return out
+
+
+def plan(analysed: list[tuple[CorpusFile, int]], image_size: int,
+         fractions=(0.8, 0.1, 0.1), by: str = "recording") -> Plan:
+  """analysed: (file, clips it gives) for every file the analysis could cut."""
+  analysed = [(f, n) for f, n in analysed if n > 0]
+  assignment = splits.assign({(f.speaker, f.group) for f, _ in analysed}, fractions, by)
+  split_of = {f.relpath: assignment[(f.speaker, f.group)] for f, _ in analysed}
+  tasks = []
+  for split in splits.SPLITS:
+    members = sorted(((f, n) for f, n in analysed if split_of[f.relpath] == split),
+                     key=lambda fn: (order_key(fn[0].relpath), fn[0].relpath))
+    total = sum(n for _, n in members)
+    if not total:
+      continue
+    size = clips_per_shard(image_size, total)
+    shards, current, count = [], [], 0
+    for f, n in members:
+      if current and count + n > size:
+        shards.append(tuple(current))
+        current, count = [], 0
+      current.append((f, n))
+      count += n
+    shards.append(tuple(current))
+    tasks += [ShardTask(split, i, len(shards), files) for i, files in enumerate(shards)]
+  return Plan(split_of, tuple(tasks))
