@@ -1,12 +1,13 @@
 """Build the `a2i_speakers` TFDS dataset from a speaker corpus with Apache Beam.
 
     python -m pipeline.build --runner=DirectRunner                 # the built-in demo
-    python -m pipeline.build --input ~/LibriSpeech/dev-clean --image_size 256 \\
-        --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
+    python -m pipeline.build --input ~/LibriSpeech/dev-clean --image_size 256
 
 Flags this program does not know are Beam pipeline options (--runner,
---project, --setup_file, ...), checked before anything runs. Afterwards:
-`tfds.load('a2i_speakers/<name>')`.
+--project, --setup_file, ...), checked before anything runs. On the
+DirectRunner (the default) the build uses one worker process per core
+unless --direct_num_workers is given (--direct_num_workers=1: one process).
+Afterwards: `tfds.load('a2i_speakers/<name>')`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,32 @@ import logging
 import re
 import sys
 
+
+class _QuietBeamImport(logging.Filter):
+  """Beam warns on import that Google Cloud's client is missing, which only
+  matters for Dataflow/BigQuery users, who install apache-beam[gcp]."""
+
+  def filter(self, record):
+    return not str(record.msg).startswith("apitools not found")
+
+
+logging.getLogger().addFilter(_QuietBeamImport())
+logging.basicConfig(format="%(levelname)s:%(name)s:%(message)s")
+
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.corpus import LAYOUTS, list_corpus
 from pipeline.spec import DEFAULT_SPEC, IMAGE_SIZES
 
 
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):
+    """One line, no usage block: the flag and what is wrong with it."""
+    self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m pipeline.build", description=__doc__.split("\n")[0])
+  p = _Parser(prog="python -m pipeline.build", description=__doc__.split("\n")[0],
+              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--input", help="corpus folder or CSV/JSONL manifest (default: a demo)")
   p.add_argument("--demo", default="demo", choices=("demo", "voices20"),
                  help="built-in corpus used without --input: 'demo' (2 voices, the paper's "
@@ -64,17 +84,45 @@ def _config_name(args) -> str:
   return name
 
 
-def _check_beam_options(parser, beam_args):
-  from apache_beam.options.pipeline_options import PipelineOptions
+def _check_beam_options(parser, beam_args: list[str]) -> list[str]:
+  """Refuses what no Beam options class declares, in either of Beam's forms
+  (`--project=P` or `--project P`); returns the arguments, completed with
+  the local default for parallelism."""
+  from apache_beam.options import pipeline_options as po
 
   logging.getLogger("apache_beam.options.pipeline_options").setLevel(logging.ERROR)
-  options = PipelineOptions(beam_args)
-  unknown = set(options.get_all_options(retain_unknown_options=True)) - set(
-      options.get_all_options())
-  if unknown or any(not a.startswith("-") for a in beam_args):
-    bad = sorted(unknown) or [a for a in beam_args if not a.startswith("-")]
-    parser.error(f"unrecognized arguments: {' '.join(bad)}")
-  return options
+  beam_parser = po._BeamArgumentParser(allow_abbrev=False, exit_on_error=False)
+  for cls in {str(c): c for c in po.PipelineOptions.__subclasses__()}.values():
+    cls._add_argparse_args(beam_parser)
+  try:
+    known, unknown = beam_parser.parse_known_args(beam_args)
+  except argparse.ArgumentError as e:
+    parser.error(str(e))
+  if unknown:
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+  if known.runner:
+    from apache_beam.runners.runner import create_runner
+
+    try:
+      create_runner(known.runner)
+    except ValueError as e:
+      parser.error(f"--runner={known.runner}: {str(e).splitlines()[0]}")
+    except ImportError as e:  # a known runner whose extra is not installed
+      parser.error(f"--runner={known.runner} needs a package that is not installed: {e}")
+  return beam_args + _local_parallelism(known, beam_args)
+
+
+def _local_parallelism(known, beam_args: list[str]) -> list[str]:
+  """On the DirectRunner with no parallelism flag, one worker process per
+  core: the shards are independent tasks, so throughput scales with cores."""
+  runner = (known.runner or "DirectRunner").split(".")[-1]
+  given = any(a.split("=")[0] in ("--direct_num_workers", "--direct_running_mode")
+              for a in beam_args)
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  if runner not in ("DirectRunner", "BundleBasedDirectRunner") or given or (cores or 1) < 2:
+    return []
+  return [f"--direct_num_workers={cores}", "--direct_running_mode=multi_processing",
+          "--default_sdk_harness_log_level=WARNING"]
 
 
 def run(argv=None) -> int:
@@ -91,7 +139,7 @@ def run(argv=None) -> int:
     fractions = splits.parse_fractions(args.splits)
   except ValueError as e:
     parser.error(str(e))
-  options = _check_beam_options(parser, beam_args)
+  beam_args = _check_beam_options(parser, beam_args)
   name = _config_name(args)
 
   import dataclasses
@@ -100,6 +148,7 @@ def run(argv=None) -> int:
   from absl import logging as absl_logging
 
   absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS prints whole configs as warnings
+  logging.getLogger("apache_beam").setLevel(logging.ERROR)  # workers' start-up notes, relayed
 
   from pipeline.report import BuildError, format_summary
   from tfds_a2i import A2iSpeakersConfig, Builder
@@ -157,6 +206,13 @@ def run(argv=None) -> int:
     print(f"removed {len(stale)} unfinished build folder(s) left by an interrupted run")
   mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if args.overwrite
           else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+  from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+  options = PipelineOptions(beam_args)
+  workers = options.view_as(DirectOptions).direct_num_workers
+  if (options.view_as(StandardOptions).runner or "DirectRunner") == "DirectRunner" and workers != 1:
+    print(f"DirectRunner: {workers or 'one per core'} worker processes "
+          "(--direct_num_workers=1 for one)")
   try:
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         beam_options=options, download_mode=mode))

@@ -24,12 +24,13 @@ from pipeline import splits
 from pipeline.corpus import CorpusFile
 
 # Shards are the unit of parallel work and of memory. ~16 MiB of examples
-# keeps a worker's working set small and reads efficient; at least
-# MIN_SHARDS per split (when there are clips enough) keeps 64 cores busy on
-# a mid-size corpus.
+# keeps a worker's working set small and reads efficient; MIN_TASKS shards in
+# all (when there are clips enough) keep 64 cores busy on a mid-size corpus.
+# One size for every split: runners that hand each worker an equal number of
+# tasks (Beam's local runner) then hand each an equal amount of work.
 SHARD_TARGET_BYTES = 16 << 20
-MIN_SHARDS = 64
-MIN_CLIPS, MAX_CLIPS = 16, 4096
+MIN_TASKS = 256
+MIN_CLIPS = 16
 
 
 def example_bytes(image_size: int) -> int:
@@ -38,10 +39,10 @@ def example_bytes(image_size: int) -> int:
   return int(0.36 * 3 * image_size * image_size) + 1024
 
 
-def clips_per_shard(image_size: int, split_clips: int) -> int:
+def clips_per_shard(image_size: int, corpus_clips: int) -> int:
   by_bytes = SHARD_TARGET_BYTES // example_bytes(image_size)
-  by_count = math.ceil(split_clips / MIN_SHARDS)
-  return max(MIN_CLIPS, min(MAX_CLIPS, by_bytes, by_count))
+  by_count = math.ceil(corpus_clips / MIN_TASKS)
+  return max(MIN_CLIPS, min(by_bytes, by_count))
 
 
 def order_key(text: str) -> str:
@@ -78,14 +79,13 @@ def plan(analysed: list[tuple[CorpusFile, int]], image_size: int,
   analysed = [(f, n) for f, n in analysed if n > 0]
   assignment = splits.assign({(f.speaker, f.group) for f, _ in analysed}, fractions, by)
   split_of = {f.relpath: assignment[(f.speaker, f.group)] for f, _ in analysed}
+  size = clips_per_shard(image_size, sum(n for _, n in analysed))
   tasks = []
   for split in splits.SPLITS:
     members = sorted(((f, n) for f, n in analysed if split_of[f.relpath] == split),
                      key=lambda fn: (order_key(fn[0].relpath), fn[0].relpath))
-    total = sum(n for _, n in members)
-    if not total:
+    if not members:
       continue
-    size = clips_per_shard(image_size, total)
     shards, current, count = [], [], 0
     for f, n in members:
       if current and count + n > size:

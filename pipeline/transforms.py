@@ -210,14 +210,11 @@ def _plan(analysed, image_size, fractions, split_by) -> shards.Plan:
                      image_size, fractions, split_by)
 
 
-def _with_split(item, plan: shards.Plan) -> dict:
-  _, record = item
-  return dict(record, split=plan.split_of.get(record["file"]))
-
-
 class BuildShards(beam.PTransform):
-  """PCollection[CorpusFile] -> (report record per file, outcome per shard written).
+  """PCollection[CorpusFile] -> (analysis record per file, outcome per shard written).
 
+  A shard's outcome names its split and, per recording, the clips written:
+  with the analysis records, everything the build report needs.
   `shard_path(split, index, num_shards)` names a shard's file, `serialize`
   turns an example into bytes: both come from the dataset builder.
   """
@@ -234,8 +231,7 @@ class BuildShards(beam.PTransform):
     plan = (analysed
             | "CollectCounts" >> beam.combiners.ToList()
             | "PlanShards" >> beam.Map(_plan, self.image_size, self.fractions, self.split_by))
-    records = analysed | "AssignSplits" >> beam.Map(_with_split,
-                                                    plan=beam.pvalue.AsSingleton(plan))
+    records = analysed | "Records" >> beam.Values()
     written = (plan
                | "ShardTasks" >> beam.FlatMap(lambda p: p.tasks)
                | "FanOutShards" >> beam.Reshuffle()

@@ -3,8 +3,10 @@
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -149,12 +151,51 @@ def example_digests(data_dir, name="a2i_speakers/voices_64"):
   return out
 
 
-def test_two_worker_processes_write_the_same_dataset(built, corpus, tmp_path):
-  data_dir, _, _, _ = built
-  build(["--input", str(corpus), "--image_size", "64", "--direct_num_workers=2",
-         "--direct_running_mode=multi_processing"], tmp_path)
-  one, two = example_digests(data_dir), example_digests(tmp_path)
+def test_one_process_and_two_worker_processes_write_the_same_dataset(built, corpus, tmp_path):
+  data_dir, _, _, stdout = built
+  assert "DirectRunner: 2 worker processes" in stdout or os.cpu_count() < 2  # the default
+  out = build(["--input", str(corpus), "--image_size", "64", "--direct_num_workers=1"], tmp_path)
+  assert "worker processes" not in out.stdout
+  two, one = example_digests(data_dir), example_digests(tmp_path)
   assert len(one) > 15 and one == two
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_portable_runner_on_separate_sdk_workers_writes_the_same_dataset(built, corpus,
+                                                                         tmp_path):
+  """The cluster execution model (Flink, Spark, Dataflow): a job service, and
+  SDK workers in their own processes, started by a worker pool, that see only
+  what the pipeline carries. Its examples equal the DirectRunner build's."""
+  port = _free_port()
+  env = dict(ENV, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+  pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                           f"--service_port={port}"], env=env, cwd=tmp_path,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.time() + 60
+    while True:
+      try:
+        socket.create_connection(("localhost", port), timeout=1).close()
+        break
+      except OSError:
+        assert time.time() < deadline and pool.poll() is None, "worker pool did not start"
+        time.sleep(0.2)
+    out = build(["--input", str(corpus), "--image_size", "64", "--runner=PortableRunner",
+                 "--job_endpoint=embed", "--environment_type=EXTERNAL",
+                 f"--environment_config=localhost:{port}"], tmp_path / "portable")
+  finally:
+    pool.terminate()
+    pool.wait(timeout=30)
+  assert "worker processes" not in out.stdout  # no local parallelism added to a portable job
+  data_dir, _, report, _ = built
+  portable = example_digests(tmp_path / "portable")
+  assert len(portable) == sum(report["summary"]["clips_per_split"].values())
+  assert portable == example_digests(data_dir)
 
 
 def test_corpus_where_every_file_fails_is_an_error_not_a_dataset(tmp_path):
@@ -169,7 +210,7 @@ def test_corpus_where_every_file_fails_is_an_error_not_a_dataset(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--bogus_flag=1"], "unrecognized arguments: bogus_flag"),
+    (["--bogus_flag=1"], "unrecognized arguments: --bogus_flag=1"),
     (["--input", "/no/such/corpus"], "no such file or directory"),
     (["--image_size", "100"], "invalid choice"),
     (["--splits", "90/10"], "splits must look like"),
@@ -178,6 +219,7 @@ def test_bad_flags_fail_at_once_with_one_line(tmp_path, args, message):
   out = build(args, tmp_path, check=False)
   assert out.returncode == 2
   assert message in out.stderr and "Traceback" not in out.stderr
+  assert len(out.stderr.strip().splitlines()) == 1
   assert not (tmp_path / "a2i_speakers").exists()
 
 

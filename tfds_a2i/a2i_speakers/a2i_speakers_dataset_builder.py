@@ -111,8 +111,8 @@ class Builder(FileReaderBuilder):
         json.dumps(dataclasses.asdict(f), ensure_ascii=True) + "\n" for f in usable))
     features = self.info.features
     build = BuildShards(c.encoding, c.image_size, c.max_seconds, c.fractions, c.split_by,
-                        shard_path=_ShardPath(self._templates()),
-                        serialize=_Serializer(features))
+                        shard_path=ShardPath(self._templates()),
+                        serialize=ExampleSerializer(features))
     with beam.Pipeline(options=download_config.beam_options) as p:
       records, written = (p
                           | "ReadListing" >> beam.io.ReadFromText(os.fspath(work / "listing.jsonl"))
@@ -160,7 +160,7 @@ class Builder(FileReaderBuilder):
 
 
 @dataclasses.dataclass(frozen=True)
-class _ShardPath:
+class ShardPath:
   """(split, shard index, number of shards) -> the file TFDS will read."""
 
   templates: dict
@@ -170,7 +170,7 @@ class _ShardPath:
                                                            num_shards=num_shards))
 
 
-class _Serializer:
+class ExampleSerializer:
   """An example dict -> the bytes of its tf.train.Example, as TFDS writes it."""
 
   def __init__(self, features):
@@ -187,21 +187,25 @@ def _read_parts(folder: epath.Path, prefix: str) -> list[dict]:
 
 
 def _as_written(records: list[dict], written: list[dict]) -> list[dict]:
-  """The analysis records, corrected by what the shard writers found: the
-  report describes the dataset on disk, even if a file changed meanwhile."""
-  outcome = {f["file"]: f for shard in written for f in shard["files"]}
+  """The analysis records with the split and clip count of what the shard
+  writers wrote: the report describes the dataset on disk, even if a file
+  changed after the analysis pass."""
+  outcome = {f["file"]: dict(f, split=shard["split"]) for shard in written
+             for f in shard["files"]}
   out = []
   for r in records:
     o = outcome.get(r["file"])
-    if o is None or (o["clips"] == o["expected"] and "reason" not in o):
+    if o is None:
       out.append(r)
     elif "reason" in o:
-      out.append(dict(r, status="failed", reason=o["reason"], clips=0, split=None,
+      out.append(dict(r, status="failed", reason=o["reason"], clips=0,
                       detail=f"{o['detail']} (the file changed after the analysis pass)"))
-    else:
-      out.append(dict(r, clips=o["clips"], detail="; ".join(filter(None, [
+    elif o["clips"] != o["expected"]:
+      out.append(dict(r, clips=o["clips"], split=o["split"], detail="; ".join(filter(None, [
           r["detail"], f"{o['expected']} clips at analysis, {o['clips']} when encoded "
                        "(the file changed)"]))))
+    else:
+      out.append(dict(r, split=o["split"]))
   return out
 
 

@@ -1,0 +1,254 @@
+"""Build at corpus scale: wall time, clips/s and peak RSS of the whole process tree.
+
+    python benchmarks/build_scale.py                     # everything below, ~25 min on 2 cores
+    python benchmarks/build_scale.py --sizes 1000 --skip_workers --skip_one_core
+    python benchmarks/build_scale.py --before ../a2i-old  # also time another checkout
+
+Corpus: 4.0 s WAV files at 16 kHz (one clip each), 20 eSpeak NG voices,
+degraded as in the voices20 demo; file k is pool utterance k mod 400 with
+its own seeded noise and level, so every file is distinct audio. The 1k and
+4k corpora are hard-linked subsets of the 16k one.
+
+Measured, each as a fresh `python -m pipeline.build` command:
+  * sizes:    the default command (`--runner=DirectRunner`, which uses one
+              worker process per core) at --image_size, for each corpus size;
+  * workers:  --direct_num_workers=1 vs 2 (multi_processing) at --workers_files
+              files and --workers_image_size px;
+  * one core: --direct_num_workers=1 (in-memory) at --one_core_files files;
+  * encode stage alone: decode -> cut -> encode -> PNG -> serialise, a plain
+              loop in one process, one thread, on the first --stage_files
+              files; and the analysis pass alone (decode -> cut) on the same.
+Peak RSS sums the build process and all its descendants, polled every 0.1 s.
+Writes --out (JSON) and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import psutil
+import soundfile as sf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SR, SECONDS, POOL = 16000, 4.0, 400
+
+
+def make_corpus(folder: str, files: int) -> str:
+  """The largest corpus, written once; smaller ones are hard-linked subsets."""
+  from pipeline import demo
+
+  marker = os.path.join(folder, f".complete-{files}")
+  if os.path.exists(marker):
+    return folder
+  voices = demo.VOICES20.voices
+  pool = []
+  for i in range(POOL):
+    voice = voices[i % len(voices)]
+    x, rate = demo._utterance(voice, i // len(voices), SECONDS, degraded=False)
+    from pipeline.audio import to_working_rate
+
+    pool.append((voice.speaker, to_working_rate(x, rate)))
+  for k in range(files):
+    speaker, x = pool[k % POOL]
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(str(k).encode()).digest()[:8],
+                                               "big"))
+    y = np.zeros(int(SECONDS * SR), np.float32)
+    y[:len(x)] = x[:len(y)]
+    y += rng.standard_normal(len(y)).astype(np.float32) * 10 ** (rng.uniform(-60, -45) / 20)
+    y *= 10 ** (rng.uniform(-12, 0) / 20) / max(1e-6, float(np.abs(y).max()))
+    path = os.path.join(folder, speaker, f"{speaker}_{k:05d}.wav")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sf.write(path, y, SR, subtype="PCM_16")
+  open(marker, "w").close()
+  return folder
+
+
+def subset(full: str, folder: str, files: int) -> str:
+  if os.path.isdir(folder):
+    return folder
+  for dirpath, _, names in os.walk(full):
+    for name in names:
+      if name.endswith(".wav") and int(name[-9:-4]) < files:
+        rel = os.path.relpath(os.path.join(dirpath, name), full)
+        os.makedirs(os.path.join(folder, os.path.dirname(rel)), exist_ok=True)
+        os.link(os.path.join(full, rel), os.path.join(folder, rel))
+  return folder
+
+
+def tree_rss(proc: psutil.Process) -> int:
+  total = 0
+  for p in [proc] + proc.children(recursive=True):
+    try:
+      total += p.memory_info().rss
+    except psutil.Error:
+      pass
+  return total
+
+
+def build(corpus: str, data_dir: str, image_size: int, extra: list[str], repo: str = ROOT):
+  shutil.rmtree(data_dir, ignore_errors=True)
+  cmd = [sys.executable, "-m", "pipeline.build", "--input", corpus, "--name", "bench",
+         "--image_size", str(image_size), "--data_dir", data_dir, "--runner=DirectRunner",
+         *extra]
+  t0 = time.perf_counter()
+  proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+                                   PYTHONPATH=repo))
+  ps, peak = psutil.Process(proc.pid), 0
+  while proc.poll() is None:
+    peak = max(peak, tree_rss(ps))
+    time.sleep(0.1)
+  seconds = time.perf_counter() - t0
+  out, err = proc.communicate()
+  if proc.returncode:
+    raise SystemExit(f"{' '.join(cmd)} failed:\n{err.decode()[-3000:]}")
+  with open(os.path.join(data_dir, "a2i_speakers", "bench", "1.0.0", "build_report.json")) as f:
+    clips = json.load(f)["summary"]["clips"]
+  shutil.rmtree(data_dir, ignore_errors=True)
+  row = {"command": " ".join(["python -m pipeline.build", "--image_size", str(image_size),
+                              "--runner=DirectRunner", *extra]),
+         "seconds": round(seconds, 1), "clips": clips,
+         "clips_per_second": round(clips / seconds, 2), "peak_rss_mb": round(peak / 2**20)}
+  print(row, flush=True)
+  return row
+
+
+def stage_alone(corpus: str, image_size: int, files: int) -> dict:
+  """CPU seconds per clip of the core chain in one thread, and of the analysis pass."""
+  code = f"""
+import json, os, time
+from threadpoolctl import threadpool_limits
+threadpool_limits(1)
+import tensorflow_datasets as tfds
+import tfds_a2i
+from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import ExampleSerializer
+from pipeline.audio import load_audio
+from pipeline.clips import segment
+from pipeline.corpus import list_corpus
+from pipeline.transforms import clip_example
+_, files = list_corpus({corpus!r})
+files = [f for f in files if f.status == 'audio'][:{files}]
+speakers = sorted({{f.speaker for f in files}})
+config = tfds_a2i.A2iSpeakersConfig(name='bench', image_size={image_size}, speakers=tuple(speakers))
+serialize = ExampleSerializer(tfds_a2i.Builder(config=config, data_dir='/tmp/unused').info.features)
+for f in files[:5]:  # warm-up: first calls load libraries and fill caches
+  for clip in segment(load_audio(f.path)):
+    serialize(clip_example(f, clip, config.encoding, {image_size}))
+t0 = time.process_time(); n = 0
+for f in files:
+  for clip in segment(load_audio(f.path)):
+    serialize(clip_example(f, clip, config.encoding, {image_size})); n += 1
+encode = time.process_time() - t0
+t0 = time.process_time()
+for f in files:
+  segment(load_audio(f.path))
+analysis = time.process_time() - t0
+print(json.dumps([n, encode, analysis]))
+"""
+  # One thread, pinned through the environment as pipeline.build does for
+  # its workers: otherwise idle BLAS/OpenMP threads spin and add CPU time.
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS="1",
+             OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True,
+                       text=True, env=env)
+  n, encode, analysis = json.loads(out.stdout.strip().splitlines()[-1])
+  row = {"files": files, "clips": n, "image_size": image_size,
+         "encode_cpu_seconds": round(encode, 1), "clips_per_second": round(n / encode, 2),
+         "analysis_cpu_seconds": round(analysis, 1),
+         "analysis_share_of_build_work": round(analysis / (analysis + encode), 3)}
+  print("stage alone", row, flush=True)
+  return row
+
+
+def table(result: dict) -> str:
+  lines = ["| run | files | px | wall s | clips/s | peak RSS (tree) |", "|---|---|---|---|---|---|"]
+  for key, row in result["runs"].items():
+    lines.append(f"| {key} | {row['clips']} | {row['image_size']} | {row['seconds']} | "
+                 f"{row['clips_per_second']} | {row['peak_rss_mb']} MB |")
+  for key, row in result["encode_stage_alone"].items():
+    lines.append(f"| encode stage alone, one thread ({key}) | {row['clips']} | "
+                 f"{row['image_size']} | {row['encode_cpu_seconds']} (CPU) | "
+                 f"{row['clips_per_second']} | |")
+  return "\n".join(lines)
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--sizes", type=int, nargs="*", default=[1000, 4000, 16000])
+  p.add_argument("--image_size", type=int, default=512)
+  p.add_argument("--workers_files", type=int, default=4000)
+  p.add_argument("--workers_image_size", type=int, default=128)
+  p.add_argument("--one_core_files", type=int, default=4000)
+  p.add_argument("--stage_files", type=int, default=1000)
+  p.add_argument("--skip_workers", action="store_true")
+  p.add_argument("--skip_one_core", action="store_true")
+  p.add_argument("--before", help="another checkout of a2i to time at the same sizes")
+  p.add_argument("--before_sizes", type=int, nargs="+", default=[1000, 4000])
+  p.add_argument("--work", default="/tmp/a2i_build_scale")
+  p.add_argument("--out", default="docs/performance_scale.json")
+  args = p.parse_args()
+
+  largest = max(args.sizes + [args.workers_files, args.one_core_files, args.stage_files])
+  full = make_corpus(os.path.join(args.work, f"corpus_{largest}"), largest)
+  corpus = {n: subset(full, os.path.join(args.work, f"corpus_{n}"), n) for n in
+            set(args.sizes + args.before_sizes + [args.workers_files, args.one_core_files])}
+  data_dir = os.path.join(args.work, "tfds")
+  runs = {}
+  for n in args.sizes:
+    runs[f"default, {n} files"] = dict(build(corpus[n], data_dir, args.image_size, []),
+                                       image_size=args.image_size)
+  if not args.skip_workers:
+    for w in (1, 2):
+      runs[f"{w} worker{'s' * (w > 1)}, {args.workers_files} files"] = dict(build(
+          corpus[args.workers_files], data_dir, args.workers_image_size,
+          [f"--direct_num_workers={w}", "--direct_running_mode=multi_processing"]),
+          image_size=args.workers_image_size)
+  if not args.skip_one_core:
+    runs[f"one core (in_memory), {args.one_core_files} files"] = dict(build(
+        corpus[args.one_core_files], data_dir, args.image_size, ["--direct_num_workers=1"]),
+        image_size=args.image_size)
+  if args.before:
+    for n in args.before_sizes:
+      runs[f"before, default, {n} files"] = dict(build(
+          corpus[n], data_dir, args.image_size, [], repo=os.path.abspath(args.before)),
+          image_size=args.image_size)
+  stage = {f"{s} px": stage_alone(full, s, args.stage_files)
+           for s in sorted({args.image_size, args.workers_image_size})}
+  result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                       f"{round(psutil.virtual_memory().total / 2**30)} GiB, "
+                       f"Python {platform.python_version()}",
+            "command": "python benchmarks/build_scale.py " + " ".join(sys.argv[1:]),
+            "runs": runs, "encode_stage_alone": stage}
+  derived = {}
+  d = {n: runs.get(f"default, {n} files") for n in args.sizes}
+  if d.get(1000) and d.get(4000):
+    derived["rss_4k_over_1k"] = round(d[4000]["peak_rss_mb"] / d[1000]["peak_rss_mb"], 2)
+    derived["time_4k_over_1k"] = round(d[4000]["seconds"] / d[1000]["seconds"], 2)
+  one = runs.get(f"1 worker, {args.workers_files} files")
+  two = runs.get(f"2 workers, {args.workers_files} files")
+  if one and two:
+    derived["speedup_2_vs_1_workers"] = round(two["clips_per_second"]
+                                              / one["clips_per_second"], 2)
+  core = runs.get(f"one core (in_memory), {args.one_core_files} files")
+  if core:
+    derived["one_core_build_over_stage_alone"] = round(
+        core["clips_per_second"] / stage[f"{args.image_size} px"]["clips_per_second"], 2)
+  result["derived"] = derived
+  print(json.dumps(derived, indent=1))
+  print(table(result))
+  with open(args.out, "w") as f:
+    json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,125 @@
+"""The Beam transforms in process (TestPipeline + assert_that), on real decoded speech.
+
+BuildShards is run on a tiny corpus; the shards it writes are read back with
+TensorFlow's TFRecord reader and TFDS's feature decoder, and every image is
+recomputed from the audio.
+"""
+
+import os
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from threadpoolctl import threadpool_limits
+
+from pipeline import shards
+from pipeline.audio import load_audio
+from pipeline.clips import segment
+from pipeline.corpus import CorpusFile
+from pipeline.encode import encode_clip
+from pipeline.espeak import synthesize
+from pipeline.spec import DEFAULT_SPEC
+from pipeline.transforms import BuildShards, WriteShard
+from tests.conftest import write_wav
+from tfds_a2i import A2iSpeakersConfig, Builder
+from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import ExampleSerializer
+
+SIZE = 64
+VOICES = {"ana": ("en+f3", 70), "ben": ("en+m3", 30), "cyd": ("en-us+m1", 45)}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+  root = tmp_path_factory.mktemp("voices")
+  files = []
+  for speaker, (voice, pitch) in VOICES.items():
+    for i in range(4):
+      x, sr = synthesize(f"Utterance {i} spoken by {speaker} for the transform test.", voice,
+                         rate=150 + 9 * i, pitch=pitch)
+      if i == 3:
+        x = np.concatenate([x] * 3)  # a recording of two clips
+      rel = f"{speaker}/{speaker}_{i}.wav"
+      write_wav(root / rel, x, sr)
+      files.append(CorpusFile(str(root / rel), rel, speaker, rel))
+  (root / "ben" / "junk.wav").write_bytes(b"RIFF....WAVEjunk")
+  files.append(CorpusFile(str(root / "ben/junk.wav"), "ben/junk.wav", "ben", "ben/junk.wav"))
+  return root, files
+
+
+@pytest.fixture(scope="module")
+def features():
+  config = A2iSpeakersConfig(name="t", speakers=tuple(VOICES), image_size=SIZE)
+  return Builder(config=config, data_dir="/nonexistent").info.features
+
+
+def shard_namer(folder):
+  return lambda split, index, n: os.path.join(folder, f"{split}-{index:05d}-of-{n:05d}")
+
+
+def read_shard(path, features):
+  return [tfds.as_numpy(features.deserialize_example(record))
+          for record in tf.data.TFRecordDataset(path)]
+
+
+def test_build_shards_reports_every_file_and_writes_each_clip_once(corpus, features, tmp_path):
+  root, files = corpus
+  clips = {}
+  for f in files[:-1]:
+    clips[f.relpath] = len(segment(load_audio(f.path)))
+  plan = shards.plan([(f, clips[f.relpath]) for f in files[:-1]], SIZE)
+  assert sum(clips.values()) == 15 and len(plan.tasks) == 3
+
+  with TestPipeline() as p:
+    records, written = (p
+                        | beam.Create(files)
+                        | BuildShards(DEFAULT_SPEC, SIZE, 60.0, (0.8, 0.1, 0.1), "recording",
+                                      shard_namer(str(tmp_path)), ExampleSerializer(features)))
+    assert_that(records | "Outcome" >> beam.Map(lambda r: (r["file"], r["status"], r["reason"],
+                                                           r["clips"], r["split"])),
+                equal_to([(rel, "encoded", "", n, None) for rel, n in clips.items()]
+                         + [("ben/junk.wav", "failed", "corrupt", 0, None)]),
+                label="records")
+    assert_that(written | "Lengths" >> beam.Map(lambda s: (s["split"], s["index"],
+                                                           s["examples"], len(s["files"]))),
+                equal_to([(t.split, t.index, t.num_clips, len(t.files)) for t in plan.tasks]),
+                label="shards")
+
+  seen = set()
+  for task in plan.tasks:
+    rows = read_shard(str(tmp_path / f"{task.split}-{task.index:05d}-of-{task.num_shards:05d}"),
+                      features)
+    assert len(rows) == task.num_clips
+    for row in rows:
+      rel = row["recording"].decode()
+      assert plan.split_of[rel] == task.split
+      seen.add((rel, int(row["clip_index"])))
+      clip = segment(load_audio(str(root / rel)))[row["clip_index"]]
+      with threadpool_limits(1):
+        expected = encode_clip(clip.samples, SIZE, require_speech=False)
+      np.testing.assert_array_equal(row["image"], expected.image)
+      np.testing.assert_array_equal(row["descriptors"], expected.descriptors)
+      assert features["speaker"].int2str(row["speaker"]) == rel.split("/")[0]
+  assert seen == {(rel, i) for rel, n in clips.items() for i in range(n)}
+
+
+def test_a_file_that_changed_after_the_analysis_is_reported_as_written(corpus, features,
+                                                                       tmp_path):
+  """The shard writer says what it found, not what the plan expected."""
+  root, files = corpus
+  one, two = files[0], files[3]              # 1 clip and 2 clips
+  gone = CorpusFile(str(root / "ana/gone.wav"), "ana/gone.wav", "ana", "ana/gone.wav")
+  task = shards.ShardTask("train", 0, 1, ((one, 1), (two, 5), (gone, 1)))
+  with TestPipeline() as p:
+    out = (p | beam.Create([task])
+           | beam.ParDo(WriteShard(DEFAULT_SPEC, SIZE, 60.0, shard_namer(str(tmp_path)),
+                                   ExampleSerializer(features))))
+    assert_that(out | beam.Map(lambda s: (s["examples"], sorted(
+        (f["file"], f["clips"], f["expected"], f.get("reason", "")) for f in s["files"]))),
+        equal_to([(3, [(one.relpath, 1, 1, ""), (two.relpath, 2, 5, ""),
+                       ("ana/gone.wav", 0, 1, "unreadable")])]))
+  assert len(read_shard(str(tmp_path / "train-00000-of-00001"), features)) == 3
+  assert not list(tmp_path.glob("*.partial"))
