@@ -3,6 +3,7 @@
     python benchmarks/build_scale.py                     # everything below, ~25 min on 2 cores
     python benchmarks/build_scale.py --sizes 1000 --skip_workers --skip_one_core
     python benchmarks/build_scale.py --before ../a2i-old  # also time another checkout
+    python benchmarks/build_scale.py --extrapolate_only   # redo the extrapolation of --out
 
 Corpus: 4.0 s WAV files at 16 kHz (one clip each), 20 eSpeak NG voices,
 degraded as in the voices20 demo; file k is pool utterance k mod 400 with
@@ -84,14 +85,15 @@ def subset(full: str, folder: str, files: int) -> str:
   return folder
 
 
-def tree_rss(proc: psutil.Process) -> int:
-  total = 0
+def tree_rss(proc: psutil.Process) -> tuple[int, int, int]:
+  """(whole tree, the launcher, the largest descendant) in bytes."""
+  sizes = []
   for p in [proc] + proc.children(recursive=True):
     try:
-      total += p.memory_info().rss
+      sizes.append(p.memory_info().rss)
     except psutil.Error:
-      pass
-  return total
+      sizes.append(0)
+  return sum(sizes), sizes[0], max(sizes[1:], default=0)
 
 
 def build(corpus: str, data_dir: str, image_size: int, extra: list[str], repo: str = ROOT):
@@ -103,21 +105,28 @@ def build(corpus: str, data_dir: str, image_size: int, extra: list[str], repo: s
   proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
                                    PYTHONPATH=repo))
-  ps, peak = psutil.Process(proc.pid), 0
+  ps, peak, launcher, worker = psutil.Process(proc.pid), 0, 0, 0
   while proc.poll() is None:
-    peak = max(peak, tree_rss(ps))
+    total, own, largest = tree_rss(ps)
+    peak, launcher, worker = max(peak, total), max(launcher, own), max(worker, largest)
     time.sleep(0.1)
   seconds = time.perf_counter() - t0
   out, err = proc.communicate()
   if proc.returncode:
     raise SystemExit(f"{' '.join(cmd)} failed:\n{err.decode()[-3000:]}")
-  with open(os.path.join(data_dir, "a2i_speakers", "bench", "1.0.0", "build_report.json")) as f:
+  version = os.path.join(data_dir, "a2i_speakers", "bench", "1.0.0")
+  with open(os.path.join(version, "build_report.json")) as f:
     clips = json.load(f)["summary"]["clips"]
+  with open(os.path.join(version, "dataset_info.json")) as f:
+    num_bytes = sum(int(s.get("numBytes", 0)) for s in json.load(f)["splits"])
   shutil.rmtree(data_dir, ignore_errors=True)
   row = {"command": " ".join(["python -m pipeline.build", "--image_size", str(image_size),
                               "--runner=DirectRunner", *extra]),
          "seconds": round(seconds, 1), "clips": clips,
-         "clips_per_second": round(clips / seconds, 2), "peak_rss_mb": round(peak / 2**20)}
+         "bytes_per_example": round(num_bytes / clips),
+         "clips_per_second": round(clips / seconds, 2), "peak_rss_mb": round(peak / 2**20),
+         "peak_rss_launcher_mb": round(launcher / 2**20),
+         "peak_rss_largest_worker_mb": round(worker / 2**20)}
   print(row, flush=True)
   return row
 
@@ -169,15 +178,64 @@ print(json.dumps([n, encode, analysis]))
   return row
 
 
+# Public sizes of the corpora extrapolated to (their papers / download pages).
+# Clips per utterance: ceil(mean duration / 4.096 s), the tail kept as this
+# corpus keeps it; VoxCeleb2 is AAC (.m4a), which must first be converted to
+# FLAC or WAV (libsndfile does not decode AAC).
+TARGETS = {
+    "LibriSpeech-960": {"utterances": 281_241, "mean_seconds": 12.3},
+    "VoxCeleb2-dev": {"utterances": 1_092_009, "mean_seconds": 7.8},
+}
+
+
+def extrapolate(result: dict) -> dict:
+  """Wall time and size of the default build of large corpora, from the
+  measured one-core throughput, the measured 2-worker scaling efficiency,
+  and the measured per-file bookkeeping memory of the local runner."""
+  import math
+
+  runs, out = result["runs"], {}
+  core = next(r for k, r in runs.items() if k.startswith("one core"))
+  per_core = core["clips_per_second"]  # whole build, 512 px, one process
+  one = next((r for k, r in runs.items() if k.startswith("1 worker")), None)
+  two = next((r for k, r in runs.items() if k.startswith("2 workers")), None)
+  efficiency = (two["clips_per_second"] / one["clips_per_second"] / 2) if one and two else 0.9
+  sizes = sorted((r["clips"], r) for k, r in runs.items() if k.startswith("default"))
+  (n0, r0), (n1, r1) = sizes[0], sizes[-1]
+  kb_per_file = (r1["peak_rss_mb"] - r0["peak_rss_mb"]) * 1024 / (n1 - n0)
+  example_kb = result["bytes_per_example_512px"] / 1024
+  for name, c in TARGETS.items():
+    clips = c["utterances"] * math.ceil(c["mean_seconds"] / 4.096)
+    row = {"clips_assumed": clips, "dataset_gb_at_512px": round(clips * example_kb / 2**20)}
+    for label, cores in (("64-core machine, DirectRunner", 64),
+                         ("Dataflow, 50 x n2-standard-8 (400 vCPU)", 400)):
+      seconds = clips / (per_core * cores * efficiency)
+      row[label] = {"minutes_encoding": round(seconds / 60, 1),
+                    "write_mb_per_second": round(clips * example_kb / 1024 / seconds)}
+    row["64-core machine, DirectRunner"]["bookkeeping_gb"] = round(
+        c["utterances"] * kb_per_file / 2**20, 1)
+    out[name] = row
+  return {"assumptions": {"clips_per_second_per_core_512px": per_core,
+                          "parallel_efficiency": round(efficiency, 2),
+                          "bookkeeping_kb_per_file": round(kb_per_file, 1),
+                          "corpora": TARGETS,
+                          "note": "per-core speed of this machine's Xeon assumed for the "
+                                  "64-core box and for Dataflow vCPUs; Dataflow start-up "
+                                  "(3-5 min) not included"},
+          "corpora": out}
+
+
 def table(result: dict) -> str:
-  lines = ["| run | files | px | wall s | clips/s | peak RSS (tree) |", "|---|---|---|---|---|---|"]
+  lines = ["| run | files | px | wall s | clips/s | peak RSS, tree | launcher | largest worker |",
+           "|---|---|---|---|---|---|---|---|"]
   for key, row in result["runs"].items():
     lines.append(f"| {key} | {row['clips']} | {row['image_size']} | {row['seconds']} | "
-                 f"{row['clips_per_second']} | {row['peak_rss_mb']} MB |")
+                 f"{row['clips_per_second']} | {row['peak_rss_mb']} MB | "
+                 f"{row['peak_rss_launcher_mb']} MB | {row['peak_rss_largest_worker_mb']} MB |")
   for key, row in result["encode_stage_alone"].items():
     lines.append(f"| encode stage alone, one thread ({key}) | {row['clips']} | "
                  f"{row['image_size']} | {row['encode_cpu_seconds']} (CPU) | "
-                 f"{row['clips_per_second']} | |")
+                 f"{row['clips_per_second']} | | | |")
   return "\n".join(lines)
 
 
@@ -196,7 +254,21 @@ def main():
   p.add_argument("--before_sizes", type=int, nargs="+", default=[1000, 4000])
   p.add_argument("--work", default="/tmp/a2i_build_scale")
   p.add_argument("--out", default="docs/performance_scale.json")
+  p.add_argument("--extrapolate_only", action="store_true",
+                 help="recompute the extrapolation of an existing --out file")
   args = p.parse_args()
+  if args.extrapolate_only:
+    with open(args.out) as f:
+      result = json.load(f)
+    if "bytes_per_example_512px" not in result:
+      folder = os.path.join(args.work, "corpus_1000")
+      row = build(folder if os.path.isdir(folder) else make_corpus(folder, 1000), os.path.join(args.work, "tfds"), 512, [])
+      result["bytes_per_example_512px"] = row["bytes_per_example"]
+    result["extrapolation"] = extrapolate(result)
+    print(json.dumps(result["extrapolation"], indent=1))
+    with open(args.out, "w") as f:
+      json.dump(result, f, indent=1)
+    return
 
   largest = max(args.sizes + [args.workers_files, args.one_core_files, args.stage_files])
   full = make_corpus(os.path.join(args.work, f"corpus_{largest}"), largest)
@@ -244,6 +316,11 @@ def main():
     derived["one_core_build_over_stage_alone"] = round(
         core["clips_per_second"] / stage[f"{args.image_size} px"]["clips_per_second"], 2)
   result["derived"] = derived
+  sized = [r for r in runs.values() if r["image_size"] == 512 and "bytes_per_example" in r]
+  if sized:
+    result["bytes_per_example_512px"] = sized[0]["bytes_per_example"]
+  if core and len(args.sizes) > 1 and sized:
+    result["extrapolation"] = extrapolate(result)
   print(json.dumps(derived, indent=1))
   print(table(result))
   with open(args.out, "w") as f:

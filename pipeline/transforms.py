@@ -205,9 +205,11 @@ class AnalyseCorpus(beam.PTransform):
     return (decoded[FAILED], cut) | "MergeReports" >> beam.Flatten()
 
 
-def _plan(analysed, image_size, fractions, split_by) -> shards.Plan:
-  return shards.plan([(f, r["clips"]) for f, r in analysed if r["status"] == "encoded"],
-                     image_size, fractions, split_by)
+def _clip_count(item):
+  """(file, record) -> (file, clips) for files that gave clips: all the plan needs."""
+  f, record = item
+  if record["status"] == "encoded":
+    yield f, record["clips"]
 
 
 class BuildShards(beam.PTransform):
@@ -229,8 +231,10 @@ class BuildShards(beam.PTransform):
   def expand(self, files):
     analysed = files | "AnalyseCorpus" >> AnalyseCorpus(self.spec, self.max_seconds)
     plan = (analysed
+            | "ClipCounts" >> beam.FlatMap(_clip_count)
             | "CollectCounts" >> beam.combiners.ToList()
-            | "PlanShards" >> beam.Map(_plan, self.image_size, self.fractions, self.split_by))
+            | "PlanShards" >> beam.Map(shards.plan, self.image_size, self.fractions,
+                                       self.split_by))
     records = analysed | "Records" >> beam.Values()
     written = (plan
                | "ShardTasks" >> beam.FlatMap(lambda p: p.tasks)
