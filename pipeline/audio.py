@@ -7,6 +7,7 @@ Everything that can be wrong with an input ends as an `AudioError` whose
 from __future__ import annotations
 
 import os
+import stat
 
 import numpy as np
 import soundfile as sf
@@ -117,7 +118,10 @@ def load_audio(path: str, spec: EncodingSpec = DEFAULT_SPEC,
   any file name the OS accepts works, UTF-8 or not.
   """
   try:
-    size = os.path.getsize(path)
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block open() forever
+      raise AudioError("unreadable", "not a regular file")
+    size = info.st_size
     stream = open(path, "rb")
   except OSError as e:
     raise AudioError("unreadable", e.strerror or str(e)) from None

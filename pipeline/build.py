@@ -22,6 +22,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import logging
+import math
 import re
 import sys
 
@@ -131,8 +132,10 @@ def run(argv=None) -> int:
   args, beam_args = parser.parse_known_args(argv)
   if args.input and not os.path.exists(args.input):
     parser.error(f"--input {args.input}: no such file or directory")
-  if args.clip_seconds <= 0 or args.min_speech_seconds <= 0 or args.max_seconds <= 0:
-    parser.error("--clip_seconds, --min_speech_seconds and --max_seconds must be positive")
+  for flag in ("clip_seconds", "min_speech_seconds", "max_seconds"):
+    value = getattr(args, flag)
+    if not math.isfinite(value) or value <= 0:
+      parser.error(f"--{flag} must be a positive number of seconds, got {value:g}")
   from pipeline import splits
 
   try:
@@ -225,5 +228,14 @@ def run(argv=None) -> int:
   return 0
 
 
+def main() -> int:
+  try:
+    return run()
+  except KeyboardInterrupt:
+    print("interrupted: nothing was published (TFDS's temporary folder is removed by the next "
+          "run); run the same command again to build", file=sys.stderr)
+    return 130
+
+
 if __name__ == "__main__":
-  sys.exit(run())
+  sys.exit(main())

@@ -8,7 +8,11 @@ from pipeline.audio import REASONS as AUDIO_REASONS
 from pipeline.corpus import CORPUS_REASONS
 from pipeline.splits import SPLITS
 
-REASONS = {**AUDIO_REASONS, **CORPUS_REASONS}
+REASONS = {"failed": AUDIO_REASONS, "skipped": CORPUS_REASONS}
+
+
+def explain(status: str, reason: str) -> str:
+  return REASONS.get(status, {}).get(reason, reason)
 
 
 class BuildError(RuntimeError):
@@ -46,7 +50,8 @@ def build_report(records: list[dict], counters: dict, config, layout: str, versi
           "skipped_by_reason": dict(sorted(skipped.items())),
           "audio_seconds": round(sum(r.get("seconds", 0.0) for r in records), 1),
       },
-      "reasons": {r: REASONS.get(r, r) for r in sorted(set(failures) | set(skipped))},
+      "reasons": {"failed": {r: explain("failed", r) for r in sorted(failures)},
+                  "skipped": {r: explain("skipped", r) for r in sorted(skipped)}},
       "counters": counters,
       "files": records,
   }
@@ -68,7 +73,7 @@ def format_summary(report: dict, location: str = "") -> str:
   ]
   for title, counts in (("failed", s["failures"]), ("skipped", s["skipped_by_reason"])):
     for reason, n in counts.items():
-      lines.append(f"  {title:8} {n} x {reason}: {REASONS.get(reason, reason)}")
+      lines.append(f"  {title:8} {n} x {reason}: {explain(title, reason)}")
   if report.get("counters"):
     lines.append("  counters " + ", ".join(f"{k}={v}" for k, v in report["counters"].items()))
   examples = [r for r in report["files"] if r["status"] != "encoded"][:5]

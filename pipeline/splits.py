@@ -26,10 +26,13 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     values = [float(p) for p in parts]
   except ValueError:
     values = []
-  if len(values) != 3 or min(values) < 0 or values[0] <= 0:
+  if (len(values) != 3 or not all(math.isfinite(v) for v in values) or min(values) < 0
+      or values[0] <= 0):
     raise ValueError(f"splits must look like 80/10/10, got {text!r}")
-  total = sum(values)
-  return tuple(v / total for v in values)
+  if abs(sum(values) - 100) > 1e-6:
+    raise ValueError(f"splits are percentages summing to 100, got {text!r} "
+                     f"(sum {sum(values):g})")
+  return tuple(v / 100 for v in values)
 
 
 def _rank(name: str) -> str:

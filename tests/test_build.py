@@ -151,6 +151,13 @@ def example_digests(data_dir, name="a2i_speakers/voices_64"):
   return out
 
 
+def shard_digests(data_dir, name="voices_64"):
+  """file name -> sha256 of every TFRecord shard of a build."""
+  version = data_dir / "a2i_speakers" / name / "1.0.0"
+  return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+          for p in version.glob("a2i_speakers-*.tfrecord-*")}
+
+
 def test_one_process_and_two_worker_processes_write_the_same_dataset(built, corpus, tmp_path):
   data_dir, _, _, stdout = built
   assert "DirectRunner: 2 worker processes" in stdout or os.cpu_count() < 2  # the default
@@ -158,6 +165,7 @@ def test_one_process_and_two_worker_processes_write_the_same_dataset(built, corp
   assert "worker processes" not in out.stdout
   two, one = example_digests(data_dir), example_digests(tmp_path)
   assert len(one) > 15 and one == two
+  assert len(shard_digests(tmp_path)) >= 3 and shard_digests(tmp_path) == shard_digests(data_dir)
 
 
 def _free_port():
@@ -196,6 +204,7 @@ def test_portable_runner_on_separate_sdk_workers_writes_the_same_dataset(built, 
   portable = example_digests(tmp_path / "portable")
   assert len(portable) == sum(report["summary"]["clips_per_split"].values())
   assert portable == example_digests(data_dir)
+  assert shard_digests(tmp_path / "portable") == shard_digests(data_dir)
 
 
 def test_corpus_where_every_file_fails_is_an_error_not_a_dataset(tmp_path):

@@ -147,8 +147,9 @@ def test_speaker_splits_are_speaker_disjoint():
 
 def test_parse_fractions():
   assert splits.parse_fractions("80/10/10") == (0.8, 0.1, 0.1)
-  assert splits.parse_fractions("2/1/1") == (0.5, 0.25, 0.25)
-  for bad in ("80/20", "a/b/c", "0/50/50", "-1/1/1"):
+  assert splits.parse_fractions("70/15/15") == (0.7, 0.15, 0.15)
+  for bad in ("80/20", "a/b/c", "0/50/50", "-1/1/1", "2/1/1", "90/20/10", "nan/10/10",
+              "inf/10/10", "80/10/nan"):
     with pytest.raises(ValueError):
       splits.parse_fractions(bad)
 

@@ -44,7 +44,9 @@ EXPECTED = {
     "ben/too long.wav": ("failed", "too_long"),
     "ben/notes.txt": ("skipped", "not_audio"),
     "ben/escape.wav": ("skipped", "outside_root"),
-    "ben/dangling.wav": ("skipped", "missing"),
+    "ben/dangling.wav": ("skipped", "missing", "dangling symlink"),
+    "ben/loop.wav": ("skipped", "missing", "symlink loop"),
+    "ana/pipe.wav": ("skipped", "special_file", "FIFO"),      # open() would block forever
     "cyd/one.wav": ("encoded", ""),
     "cyd/two.wav": ("encoded", ""),
     "cyd/three.wav": ("encoded", ""),
@@ -109,6 +111,8 @@ def make_fault_corpus(root, outside):
   target.write_bytes(whole)
   os.symlink(target, root / "ben/escape.wav")
   os.symlink(root / "ben/never-there.wav", root / "ben/dangling.wav")
+  os.symlink(root / "ben/loop.wav", root / "ben/loop.wav")
+  os.mkfifo(root / "ana/pipe.wav")
 
   for name, text in (("one", "A second voice reads this line."),
                      ("two", "And then it reads another line."),
@@ -131,7 +135,12 @@ def fault_build(tmp_path_factory):
 
 
 def test_every_fault_gets_its_documented_outcome(fault_build):
-  _, report, _ = fault_build
+  _, report, out = fault_build
+  # Each reason is explained from its own table: 'not_audio' means "by its
+  # extension" for a skipped file and "libsndfile cannot decode it" for a failed one.
+  assert report["reasons"]["skipped"]["not_audio"] == "not an audio file (by its extension)"
+  assert report["reasons"]["failed"]["not_audio"].startswith("not an audio format libsndfile")
+  assert "failed   1 x not_audio: not an audio format libsndfile" in out.stdout
   got = {r["file"]: r for r in report["files"]}
   assert set(got) == set(EXPECTED)                           # 100 % of the files, once
   for rel, (status, reason, *detail) in EXPECTED.items():
@@ -209,3 +218,59 @@ def test_no_unsafe_deserialisation_in_our_code():
                 "safe_mode=False"):
       assert bad not in text, f"{path.name}: {bad}"
   assert "safe_mode=True" in (src / "trainer" / "predict.py").read_text()
+
+
+def test_excel_csv_manifest_with_bom_and_crlf_is_read(tmp_path):
+  from pipeline.corpus import list_corpus
+
+  x, sr = speech("A line for the spreadsheet manifest.")
+  for i in range(2):
+    sf.write(str(tmp_path / f"a{i}.wav"), x, sr)
+  (tmp_path / "list.csv").write_bytes(
+      "\ufeffpath,speaker\r\na0.wav,zoe\r\na1.wav,zoe\r\n".encode("utf-8"))
+  layout, files = list_corpus(str(tmp_path / "list.csv"))
+  assert layout == "manifest"
+  assert [(f.relpath, f.speaker, f.status) for f in files] == [("a0.wav", "zoe", "audio"),
+                                                                ("a1.wav", "zoe", "audio")]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--clip_seconds", "nan"], "--clip_seconds must be a positive number of seconds, got nan"),
+    (["--max_seconds", "nan"], "--max_seconds must be a positive number"),
+    (["--min_speech_seconds", "inf"], "--min_speech_seconds must be a positive number"),
+    (["--splits", "nan/10/10"], "splits must look like 80/10/10"),
+    (["--splits", "90/20/10"], "summing to 100"),
+])
+def test_bad_numbers_fail_with_one_line(tmp_path, args, message):
+  out = build(args, tmp_path, check=False)
+  assert out.returncode == 2
+  assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr
+
+
+def test_jsonl_manifest_line_that_is_not_an_object_fails_with_one_line(tmp_path):
+  (tmp_path / "list.jsonl").write_text('{"path": "a.wav", "speaker": "zoe"}\n["a.wav", "zoe"]\n')
+  out = build(["--input", str(tmp_path / "list.jsonl")], tmp_path / "tfds", check=False)
+  assert out.returncode == 2
+  assert len(out.stderr.strip().splitlines()) == 1
+  assert "line 2 is a JSON list, not an object" in out.stderr
+
+
+def test_ctrl_c_stops_with_one_line_and_leaves_nothing(tmp_path):
+  corpus = make_corpus(tmp_path / "voices", utterances=3)
+  data_dir = tmp_path / "tfds"
+  proc = subprocess.Popen([sys.executable, "-m", "pipeline.build", "--input", str(corpus),
+                           "--image_size", "64", "--data_dir", str(data_dir)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+  config_dir = data_dir / "a2i_speakers" / "voices_64"
+  deadline = time.time() + 120
+  while time.time() < deadline and proc.poll() is None:
+    if list(config_dir.glob("incomplete.*/_build/listing.jsonl")):  # the Beam job starts
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, "the build ended before it could be interrupted"
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 130
+  assert "Traceback" not in err
+  assert err.strip().splitlines()[-1].startswith("interrupted: nothing was published")
+  assert not list(config_dir.glob("*"))   # no version, no temporary folder

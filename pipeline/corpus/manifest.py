@@ -9,7 +9,7 @@ import csv
 import json
 import os
 
-from pipeline.corpus.tree import CorpusFile, is_audio, printable
+from pipeline.corpus.tree import CorpusFile, is_audio, printable, special_kind
 
 
 def matches(root: str) -> bool:
@@ -17,11 +17,17 @@ def matches(root: str) -> bool:
 
 
 def _rows(path):
-  with open(path, newline="", encoding="utf-8") as f:
+  # utf-8-sig: spreadsheet programs start their CSV with a byte-order mark;
+  # newline="" lets the csv module take CRLF line ends as they come.
+  with open(path, newline="", encoding="utf-8-sig") as f:
     if path.lower().endswith((".jsonl", ".json", ".ndjson")):
       for n, line in enumerate(f, 1):
         if line.strip():
-          yield n, json.loads(line)
+          row = json.loads(line)
+          if not isinstance(row, dict):
+            raise ManifestError(f"{path}: line {n} is a JSON {type(row).__name__}, "
+                                "not an object with 'path' and 'speaker'")
+          yield n, row
     else:
       for n, row in enumerate(csv.DictReader(f), 2):
         yield n, row
@@ -55,6 +61,8 @@ def files(manifest_path: str):
       yield f.refused("outside_root", f"line {line}")
     elif real in seen:
       yield f.refused("duplicate", f"line {line}")
+    elif special_kind(path):
+      yield f.refused("special_file", f"line {line}: {special_kind(path)}")
     elif not os.path.isfile(path):
       yield f.refused("missing", f"line {line}")
     elif not speaker:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import stat
 from typing import Iterator
 
 from pipeline.audio import AUDIO_EXTENSIONS
@@ -16,7 +18,24 @@ CORPUS_REASONS = {
     "missing": "listed in the manifest but not found",
     "duplicate": "listed more than once in the manifest",
     "unreadable": "the file or its folder cannot be read",
+    "special_file": "not a regular file (FIFO, socket or device): never opened",
 }
+
+
+def special_kind(path: str) -> str | None:
+  """'FIFO', 'socket', 'device' for what opening would block on or stream
+  from forever; None for a regular file (or one that cannot be stat'ed)."""
+  try:
+    mode = os.stat(path).st_mode
+  except OSError:
+    return None
+  if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+    return None
+  if stat.S_ISFIFO(mode):
+    return "FIFO"
+  if stat.S_ISSOCK(mode):
+    return "socket"
+  return "device"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,12 +83,23 @@ def walk(root: str) -> Iterator[tuple[str, str, CorpusFile | None]]:
       elif os.path.isdir(path):
         continue  # a symlinked folder inside the root is walked through its target
       elif not os.path.exists(path):
-        refusal = CorpusFile(path, rel, status="missing", detail="dangling symlink")
+        refusal = CorpusFile(path, rel, status="missing", detail=_broken_link(path))
+      elif special_kind(path):
+        refusal = CorpusFile(path, rel, status="special_file", detail=special_kind(path))
       yield path, rel, refusal
   for err in errors:
     rel = printable(os.path.relpath(err.filename, root).replace(os.sep, "/"))
     yield err.filename, rel + "/", CorpusFile(err.filename, rel + "/", status="unreadable",
                                               detail=err.strerror or str(err))
+
+
+def _broken_link(path: str) -> str:
+  try:
+    os.stat(path)
+  except OSError as e:
+    if e.errno == errno.ELOOP:
+      return "symlink loop"
+  return "dangling symlink"
 
 
 def is_audio(relpath: str) -> bool:

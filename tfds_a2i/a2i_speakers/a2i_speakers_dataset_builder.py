@@ -171,14 +171,17 @@ class ShardPath:
 
 
 class ExampleSerializer:
-  """An example dict -> the bytes of its tf.train.Example, as TFDS writes it."""
+  """An example dict -> the bytes of its tf.train.Example, as TFDS builds it,
+  serialised with protobuf's deterministic flag: the feature map's order (so
+  every shard's bytes) is then the same in every process."""
 
   def __init__(self, features):
     self.features = features
     self.serializer = example_serializer.ExampleSerializer(features.get_serialized_info())
 
   def __call__(self, example: dict) -> bytes:
-    return self.serializer.serialize_example(self.features.encode_example(example))
+    proto = self.serializer.get_tf_example(self.features.encode_example(example))
+    return proto.SerializeToString(deterministic=True)
 
 
 def _read_parts(folder: epath.Path, prefix: str) -> list[dict]:
