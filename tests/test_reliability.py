@@ -159,18 +159,25 @@ def test_the_build_completes_and_reports_the_folder_without_usable_files(fault_b
   assert report["counters"]["files_repaired"] == 2
 
 
+def start_build_until_its_job_runs(args, config_dir, **popen):
+  """Starts `args` and returns once its Beam job has started (the listing is written)."""
+  proc = subprocess.Popen(args, env=ENV, **popen)
+  deadline = time.time() + 120
+  while time.time() < deadline and proc.poll() is None:
+    if list(config_dir.glob("incomplete.*/_build/listing.jsonl")):
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, "the build ended before it could be interrupted"
+  return proc
+
+
 def test_kill_during_build_leaves_nothing_loadable_and_rerun_matches(tmp_path):
   corpus = make_corpus(tmp_path / "voices")
   args = [sys.executable, "-m", "pipeline.build", "--input", str(corpus), "--image_size", "64",
           "--data_dir", str(tmp_path / "killed"), "--runner=DirectRunner"]
   config_dir = tmp_path / "killed" / "a2i_speakers" / "voices_64"
-  proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-  deadline = time.time() + 120
-  while time.time() < deadline and proc.poll() is None:
-    if list(config_dir.glob("incomplete.*/_build/listing.jsonl")):  # the Beam job starts
-      break
-    time.sleep(0.05)
-  assert proc.poll() is None, "the build ended before it could be killed"
+  proc = start_build_until_its_job_runs(args, config_dir, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
   time.sleep(0.5)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
@@ -258,16 +265,11 @@ def test_jsonl_manifest_line_that_is_not_an_object_fails_with_one_line(tmp_path)
 def test_ctrl_c_stops_with_one_line_and_leaves_nothing(tmp_path):
   corpus = make_corpus(tmp_path / "voices", utterances=3)
   data_dir = tmp_path / "tfds"
-  proc = subprocess.Popen([sys.executable, "-m", "pipeline.build", "--input", str(corpus),
-                           "--image_size", "64", "--data_dir", str(data_dir)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
   config_dir = data_dir / "a2i_speakers" / "voices_64"
-  deadline = time.time() + 120
-  while time.time() < deadline and proc.poll() is None:
-    if list(config_dir.glob("incomplete.*/_build/listing.jsonl")):  # the Beam job starts
-      break
-    time.sleep(0.05)
-  assert proc.poll() is None, "the build ended before it could be interrupted"
+  proc = start_build_until_its_job_runs(
+      [sys.executable, "-m", "pipeline.build", "--input", str(corpus), "--image_size", "64",
+       "--data_dir", str(data_dir)], config_dir,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   proc.send_signal(signal.SIGINT)
   _, err = proc.communicate(timeout=120)
   assert proc.returncode == 130
