@@ -107,22 +107,28 @@ def _wav_header(head: bytes):
   return (rate, frame_bytes, None, None) if rate is not None else None
 
 
+def _open_local(path: str):
+  info = os.stat(path)
+  if not stat.S_ISREG(info.st_mode):  # a FIFO would block open() forever
+    raise AudioError("unreadable", "not a regular file")
+  return open(path, "rb"), info.st_size
+
+
 def load_audio(path: str, spec: EncodingSpec = DEFAULT_SPEC,
-               max_seconds: float = DEFAULT_MAX_SECONDS, notes: list | None = None) -> np.ndarray:
+               max_seconds: float = DEFAULT_MAX_SECONDS, notes: list | None = None,
+               opener=None) -> np.ndarray:
   """Reads any libsndfile format, mixes to mono, resamples to the working rate.
 
   Reads in blocks so that a file over `max_seconds` (or a header that lies
   about its length) never allocates more than the cap. Repairs it made (a
   truncated file decoded as far as it goes) are appended to `notes`.
   The file is opened by Python and handed to libsndfile as a file object, so
-  any file name the OS accepts works, UTF-8 or not.
+  any file name the OS accepts works, UTF-8 or not. `opener(path) -> (binary
+  stream, size in bytes)` opens what the OS cannot (a bucket object, through
+  the caller's filesystem layer); it raises OSError when it cannot.
   """
   try:
-    info = os.stat(path)
-    if not stat.S_ISREG(info.st_mode):  # a FIFO would block open() forever
-      raise AudioError("unreadable", "not a regular file")
-    size = info.st_size
-    stream = open(path, "rb")
+    stream, size = (opener or _open_local)(path)
   except OSError as e:
     raise AudioError("unreadable", e.strerror or str(e)) from None
   with stream:

@@ -39,7 +39,7 @@ logging.getLogger().addFilter(_QuietBeamImport())
 logging.basicConfig(format="%(levelname)s:%(name)s:%(message)s")
 
 from pipeline.audio import DEFAULT_MAX_SECONDS
-from pipeline.corpus import LAYOUTS, list_corpus
+from pipeline.corpus import LAYOUTS, is_url, list_corpus
 from pipeline.spec import DEFAULT_SPEC, IMAGE_SIZES
 
 
@@ -83,6 +83,20 @@ def _config_name(args) -> str:
   if not args.name and args.image_size != 512:
     name += f"_{args.image_size}"
   return name
+
+
+def _missing_input(path: str) -> str | None:
+  """Why --input cannot be read, or None: a local path, or a bucket/HDFS
+  prefix with at least one object under it."""
+  if not is_url(path):
+    return None if os.path.exists(path) else "no such file or directory"
+  from apache_beam.io.filesystems import FileSystems
+
+  try:
+    found = FileSystems.match([path.rstrip("/") + "/**"], limits=[1])[0].metadata_list
+  except Exception as e:  # BeamIOError, or the scheme's extra (apache-beam[gcp]...) missing
+    return "cannot be listed: " + str(e).splitlines()[0][:200]
+  return None if found else "no object under this prefix"
 
 
 def _check_beam_options(parser, beam_args: list[str]) -> list[str]:
@@ -130,8 +144,8 @@ def run(argv=None) -> int:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
   parser = _parser()
   args, beam_args = parser.parse_known_args(argv)
-  if args.input and not os.path.exists(args.input):
-    parser.error(f"--input {args.input}: no such file or directory")
+  if args.input and _missing_input(args.input):
+    parser.error(f"--input {args.input}: {_missing_input(args.input)}")
   for flag in ("clip_seconds", "min_speech_seconds", "max_seconds"):
     value = getattr(args, flag)
     if not math.isfinite(value) or value <= 0:
@@ -162,7 +176,7 @@ def run(argv=None) -> int:
   settings = dict(image_size=args.image_size, split_by=args.split_by, fractions=fractions,
                   max_seconds=args.max_seconds, spec=spec.to_json())
   if args.input:
-    root = os.path.abspath(args.input)
+    root = args.input if is_url(args.input) else os.path.abspath(args.input)
     try:
       layout, files = list_corpus(root, args.layout)
     except (ValueError, OSError) as e:

@@ -35,12 +35,27 @@ from apache_beam.metrics import Metrics
 from pipeline import shards
 from pipeline.audio import AudioError, load_audio
 from pipeline.clips import segment
-from pipeline.corpus import CorpusFile
+from pipeline.corpus import CorpusFile, is_url
 from pipeline.encode import encode_clip
 from pipeline.spec import EncodingSpec
 
 NAMESPACE = "a2i"
 FAILED = "failed"
+
+
+def open_with_beam(path: str):
+  """(stream, size) of a gs://, s3://, hdfs://... object, through Beam's filesystems."""
+  from apache_beam.io.filesystem import BeamIOError
+
+  try:
+    size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED), size
+  except (BeamIOError, IndexError, ValueError) as e:
+    raise OSError(str(e).splitlines()[0][:200]) from None
+
+
+def opener_for(path: str):
+  return open_with_beam if is_url(path) else None
 
 
 def report_record(f: CorpusFile, status: str, reason: str = "", detail: str = "",
@@ -76,7 +91,7 @@ class Decode(_CoreDoFn):
   def process(self, f):
     notes = []
     try:
-      x = load_audio(f.path, self.spec, self.max_seconds, notes)
+      x = load_audio(f.path, self.spec, self.max_seconds, notes, opener_for(f.path))
     except AudioError as e:
       Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
       yield beam.pvalue.TaggedOutput(FAILED, (f, report_record(f, "failed", e.reason, e.detail)))
@@ -169,7 +184,8 @@ class WriteShard(_CoreDoFn):
     for f, expected in task.files:
       outcome = {"file": f.relpath, "clips": 0, "expected": expected}
       try:
-        clips = segment(load_audio(f.path, self.spec, self.max_seconds), self.spec)
+        clips = segment(load_audio(f.path, self.spec, self.max_seconds,
+                                   opener=opener_for(f.path)), self.spec)
       except AudioError as e:  # the file changed or vanished since the analysis
         Metrics.counter(NAMESPACE, f"files_failed_{e.reason}_at_encoding").inc()
         files.append(dict(outcome, reason=e.reason, detail=e.detail))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from pipeline.corpus import folders, librispeech, manifest, vctk, voxceleb
-from pipeline.corpus.tree import CORPUS_REASONS, CorpusFile
+from pipeline.corpus.tree import CORPUS_REASONS, CorpusFile, is_url
 
 LAYOUTS = {
     "folders": folders,
@@ -21,11 +21,14 @@ LAYOUTS = {
     "manifest": manifest,
 }
 
-__all__ = ["CORPUS_REASONS", "CorpusFile", "LAYOUTS", "detect_layout", "list_corpus"]
+__all__ = ["CORPUS_REASONS", "CorpusFile", "LAYOUTS", "detect_layout", "is_url", "list_corpus"]
 
 
 def detect_layout(root: str) -> str:
-  """Guesses the layout of `root` from its shape; 'folders' when nothing else fits."""
+  """Guesses the layout of `root` from its shape; 'folders' when nothing else fits
+  (and for bucket URLs: name another with --layout)."""
+  if is_url(root):
+    return "folders"
   if os.path.isfile(root):
     return "manifest"
   for name in ("vctk", "librispeech", "voxceleb"):

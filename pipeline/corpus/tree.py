@@ -62,12 +62,35 @@ def printable(relpath: str) -> str:
     return os.fsencode(relpath).decode("utf-8", "backslashreplace")
 
 
+def is_url(path: str) -> bool:
+  """gs://, s3://, hdfs://...: a path for Beam's filesystems, not the OS."""
+  return "://" in path
+
+
+def _walk_url(root: str) -> Iterator[tuple[str, str, CorpusFile | None]]:
+  """Every object under a bucket or HDFS prefix, through Beam's filesystems
+  (object stores have no links or special files)."""
+  from apache_beam.io.filesystems import FileSystems
+
+  base = root.rstrip("/") + "/"
+  try:
+    found = FileSystems.match([base + "**"])[0].metadata_list
+  except Exception as e:  # BeamIOError, or a filesystem whose extra is not installed
+    raise OSError(f"{root}: cannot be listed ({str(e).splitlines()[0][:200]})") from None
+  for m in sorted(found, key=lambda m: m.path):
+    if not m.path.endswith("/"):
+      yield m.path, m.path[len(base):], None
+
+
 def walk(root: str) -> Iterator[tuple[str, str, CorpusFile | None]]:
   """(absolute path, relative path, refusal or None) for every file under root.
 
   Symlinks are followed only when they resolve inside the root; directories
   that cannot be listed are reported, not skipped.
   """
+  if is_url(root):
+    yield from _walk_url(root)
+    return
   real_root = os.path.realpath(root)
   errors = []
   for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
