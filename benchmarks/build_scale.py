@@ -135,8 +135,8 @@ def stage_alone(corpus: str, image_size: int, files: int) -> dict:
   """CPU seconds per clip of the core chain in one thread, and of the analysis pass."""
   code = f"""
 import json, os, time
-from threadpoolctl import threadpool_limits
-threadpool_limits(1)
+from pipeline.bulk import prepare_process
+prepare_process()   # as the build's workers run
 import tensorflow_datasets as tfds
 import tfds_a2i
 from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import ExampleSerializer

@@ -107,6 +107,9 @@ def main(argv=None) -> int:
       parser.error(f"no such file or directory: {arg}")
   from PIL import Image
 
+  from pipeline.bulk import prepare_process
+
+  prepare_process()
   os.makedirs(args.out, exist_ok=True)
   failed = written = 0
   for path, rel in _inputs(args.inputs):

@@ -14,34 +14,39 @@ from pipeline.audio import resample
 from pipeline.spec import DEFAULT_SPEC, GRID, TRACKS, EncodingSpec, cell_size
 
 _LO = np.array([t.lo for t in TRACKS])
-_HI = np.array([t.hi for t in TRACKS])
-_LOG = np.array([t.scale == "log" for t in TRACKS])
+_SPAN = np.array([t.hi - t.lo for t in TRACKS])
+_LOG_ROWS = np.array([k for k, t in enumerate(TRACKS) if t.scale == "log"])
+_LOG_LO = np.log(_LO[_LOG_ROWS])
+_LOG_SPAN = np.log(np.array([TRACKS[k].hi / TRACKS[k].lo for k in _LOG_ROWS]))
 
 
 def to_unit(values: np.ndarray) -> np.ndarray:
   """Maps rows of physical track values (len(TRACKS), ...) to [0, 1]; NaN kept."""
   v = np.asarray(values, np.float64)
   shape = (len(TRACKS),) + (1,) * (v.ndim - 1)
-  lo, hi, log = _LO.reshape(shape), _HI.reshape(shape), _LOG.reshape(shape)
+  t = (v - _LO.reshape(shape)) / _SPAN.reshape(shape)
+  log_shape = (len(_LOG_ROWS),) + shape[1:]
   with np.errstate(divide="ignore", invalid="ignore"):
-    t = np.where(log, np.log(np.maximum(v, 1e-30) / lo) / np.log(hi / lo),
-                 (v - lo) / (hi - lo))
-  return np.where(np.isnan(v), np.nan, np.clip(t, 0.0, 1.0))
+    t[_LOG_ROWS] = ((np.log(np.maximum(v[_LOG_ROWS], 1e-30)) - _LOG_LO.reshape(log_shape))
+                    / _LOG_SPAN.reshape(log_shape))
+  return np.clip(t, 0.0, 1.0, out=t)  # NaN stays NaN
 
 
 def quantize(unit: np.ndarray) -> np.ndarray:
   """[0, 1] -> 1..255; NaN -> 0."""
-  return np.where(np.isnan(unit), 0, 1 + np.rint(254 * np.nan_to_num(unit))).astype(np.uint8)
+  q = np.rint(np.asarray(unit) * 254.0) + 1.0
+  q[np.isnan(q)] = 0.0
+  return q.astype(np.uint8)
 
 
 def _grid_plane(cells: np.ndarray, image_size: int) -> np.ndarray:
   """Lays (len(TRACKS), p, p) cells row-major on the 7x7 grid of an N x N plane."""
   p = cells.shape[1]
-  full = np.zeros((GRID * GRID, p, p), np.uint8)
-  full[:len(cells)] = cells
   plane = np.zeros((image_size, image_size), np.uint8)
-  plane[:GRID * p, :GRID * p] = full.reshape(GRID, GRID, p, p).transpose(0, 2, 1, 3).reshape(
-      GRID * p, GRID * p)
+  grid = plane[:GRID * p, :GRID * p].reshape(GRID, p, GRID, p).transpose(0, 2, 1, 3)
+  rows, last = divmod(len(cells), GRID)
+  grid[:rows] = cells[:rows * GRID].reshape(rows, GRID, p, p)
+  grid[rows, :last] = cells[rows * GRID:]
   return plane
 
 
@@ -89,10 +94,10 @@ def _pixel_lut(law: str, mu: int) -> np.ndarray:
 
 
 def _to_pixels(y: np.ndarray, spec: EncodingSpec) -> np.ndarray:
-  """[-1, 1] -> 0..255 through the companding law."""
-  idx = np.rint(y * np.float32(_LUT_STEPS)).astype(np.int32)
-  idx += _LUT_STEPS
-  return _pixel_lut(spec.green_law, spec.mu)[idx]
+  """[-1, 1] -> 0..255 through the companding law (16-bit index, rounded half up)."""
+  idx = np.multiply(y, np.float32(_LUT_STEPS), dtype=np.float32)
+  idx += np.float32(_LUT_STEPS + 0.5)
+  return _pixel_lut(spec.green_law, spec.mu).take(idx.astype(np.uint16))
 
 
 def _from_pixels(q: np.ndarray, spec: EncodingSpec) -> np.ndarray:
@@ -104,17 +109,21 @@ def _from_pixels(q: np.ndarray, spec: EncodingSpec) -> np.ndarray:
 
 def green_plane(x: np.ndarray, image_size: int, spec: EncodingSpec = DEFAULT_SPEC) -> np.ndarray:
   """The clip, peak-normalised, zero-padded to clip length, resampled to
-  image_size**2 samples, companded and quantised to 0..255, row-major."""
+  image_size**2 samples, companded and quantised to 0..255, row-major.
+
+  Only the recorded part is resampled and companded: the padding is silence,
+  one pixel value (the resampler's tail is flushed with zeros, as padding
+  would have it)."""
   n = image_size * image_size
-  clip = np.zeros(spec.clip_samples, np.float32)
-  clip[:min(len(x), spec.clip_samples)] = x[:spec.clip_samples]
-  peak = float(np.abs(clip).max())
+  clip = np.asarray(x[:spec.clip_samples], np.float32)
+  peak = float(np.abs(clip).max()) if clip.size else 0.0
   if peak > 0:
-    clip /= peak
-  y = resample(clip, spec.sample_rate, spec.green_rate(image_size))
-  if len(y) != n:
-    y = np.pad(y[:n], (0, max(0, n - len(y))))
-  return _to_pixels(np.clip(y, -1.0, 1.0, out=y), spec).reshape(image_size, image_size)
+    clip = clip / np.float32(peak)
+  y = resample(clip, spec.sample_rate, spec.green_rate(image_size))[:n]
+  plane = np.empty(n, np.uint8)
+  plane[:len(y)] = _to_pixels(np.clip(y, -1.0, 1.0, out=y), spec)
+  plane[len(y):] = _to_pixels(np.zeros(1, np.float32), spec)[0]
+  return plane.reshape(image_size, image_size)
 
 
 def waveform_from_green(plane: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC):

@@ -26,7 +26,7 @@ class Track:
 
 # Order matters: track k sits in grid cell k of both the red and blue planes.
 _SCALAR_TRACKS = (
-    Track("f0", 50.0, 500.0, "log", "Hz"),
+    Track("f0", 75.0, 600.0, "log", "Hz"),
     Track("hnr", 0.0, 40.0, "linear", "dB"),
     Track("rms", -70.0, 0.0, "linear", "dBFS"),
     Track("zcr", 0.0, 0.5, "linear", "crossings/sample"),
@@ -66,19 +66,27 @@ class EncodingSpec:
   win_length: int = 640             # 40 ms analysis window (2 periods at 50 Hz)
   n_fft: int = 1024                 # zero-padded: autocorrelation without wrap
   hop_length: int = 160             # 10 ms frame step
-  f0_min: float = 50.0
-  f0_max: float = 500.0
-  voicing_threshold: float = 0.45   # normalised autocorrelation peak (Praat's)
+  f0_min: float = 75.0              # pitch range: Praat's standard 75-600 Hz, whose
+  f0_max: float = 600.0             # floor is 3 periods of the 40 ms window
+  voicing_threshold: float = 0.45   # Praat's defaults for the pitch path (pipeline.pitch):
+  silence_threshold: float = 0.03   # frame peak / clip peak below which voicing fades out
   octave_cost: float = 0.01         # per octave, favours the shorter period
+  octave_jump_cost: float = 0.35    # per octave of f0 change between frames
+  voiced_unvoiced_cost: float = 0.14  # per voicing change
+  pitch_candidates: int = 6         # autocorrelation peaks kept per frame
+  harmonics_required: int = 5       # a voice: its fundamental or this many of its first 20
+  harmonic_range_db: float = 25.0   # harmonics within 25 dB of the frame's spectral peak
   n_mels: int = 40
   n_mfcc: int = 20
   contrast_fmin: float = 100.0
   silence_floor_db: float = -70.0   # frames quieter than this are never speech
   silence_relative_db: float = 40.0  # ... nor frames 40 dB below the loudest
+  noise_margin_db: float = 6.0      # ... nor frames within 6 dB of the noise floor
+  noise_percentile: float = 10.0    # the noise floor: this percentile of frame levels
   min_speech_seconds: float = 0.5   # a clip needs this much active audio
   green_law: str = "mulaw"          # "mulaw" or "linear"
   mu: int = 255
-  version: str = "1.0.0"
+  version: str = "2.0.0"
 
   @property
   def clip_samples(self) -> int:

@@ -34,6 +34,7 @@ from apache_beam.metrics import Metrics
 
 from pipeline import shards
 from pipeline.audio import AudioError, load_audio
+from pipeline.bulk import prepare_process
 from pipeline.clips import segment
 from pipeline.corpus import CorpusFile, is_url
 from pipeline.encode import encode_clip
@@ -70,14 +71,12 @@ def example_key(f: CorpusFile, clip_index: int) -> str:
 
 
 class _CoreDoFn(beam.DoFn):
-  """Runs the numpy core with single-threaded BLAS in every worker process:
-  Beam parallelises across workers, and a multi-threaded matrix product sums
-  in another order, which would change descriptors in their last bits."""
+  """Runs the numpy core in a worker process set up for encoding in bulk
+  (pipeline.bulk: one BLAS thread, so descriptors are the same bits on any
+  machine; freed memory reused from clip to clip)."""
 
   def setup(self):
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
+    prepare_process()
 
 
 class Decode(_CoreDoFn):

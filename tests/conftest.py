@@ -30,3 +30,22 @@ def write_wav(path, x, sr=SR, subtype="PCM_16"):
   path.parent.mkdir(parents=True, exist_ok=True)
   sf.write(str(path), x, sr, subtype=subtype)
   return path
+
+
+@pytest.fixture(scope="session")
+def real_speech(tmp_path_factory):
+  """Folder of real human speech: KLettres (20 speakers) and alsa-utils (1),
+  assembled by benchmarks/corpora/klettres.sh from Debian's packages, once
+  per machine (A2I_REAL_SPEECH or ~/.cache/a2i/real_speech)."""
+  import os
+  import pathlib
+  import subprocess
+
+  root = pathlib.Path(os.environ.get("A2I_REAL_SPEECH",
+                                     pathlib.Path.home() / ".cache" / "a2i" / "real_speech"))
+  if not (root / "klettres").is_dir() or not (root / "alsa-utils").is_dir():
+    script = pathlib.Path(__file__).parent.parent / "benchmarks" / "corpora" / "klettres.sh"
+    out = subprocess.run(["bash", str(script), str(root)], capture_output=True, text=True)
+    if out.returncode != 0:
+      pytest.skip(f"real speech unavailable here: {out.stderr.strip()[-300:]}")
+  return root

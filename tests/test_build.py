@@ -18,6 +18,10 @@ from pipeline.encode import encode_clip
 from pipeline.espeak import synthesize
 from tests.conftest import write_wav
 
+from tfds_a2i import Builder
+
+VERSION = str(Builder.VERSION)
+
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 VOICES = {"ana": ("en+f3", 70), "ben": ("en+m3", 30), "cyd": ("en-us+m1", 45)}
 
@@ -61,7 +65,7 @@ def corpus(tmp_path_factory):
 def built(corpus, tmp_path_factory):
   data_dir = tmp_path_factory.mktemp("tfds")
   out = build(["--input", str(corpus), "--image_size", "64"], data_dir)
-  version_dir = data_dir / "a2i_speakers" / "voices_64" / "1.0.0"
+  version_dir = data_dir / "a2i_speakers" / "voices_64" / VERSION
   with open(version_dir / "build_report.json") as f:
     return data_dir, version_dir, json.load(f), out.stdout
 
@@ -153,7 +157,7 @@ def example_digests(data_dir, name="a2i_speakers/voices_64"):
 
 def shard_digests(data_dir, name="voices_64"):
   """file name -> sha256 of every TFRecord shard of a build."""
-  version = data_dir / "a2i_speakers" / name / "1.0.0"
+  version = data_dir / "a2i_speakers" / name / VERSION
   return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
           for p in version.glob("a2i_speakers-*.tfrecord-*")}
 
@@ -215,7 +219,7 @@ def test_corpus_where_every_file_fails_is_an_error_not_a_dataset(tmp_path):
   assert out.returncode == 1
   assert "no file of the corpus could be used" in out.stderr
   assert "Traceback" not in out.stderr
-  assert not (tmp_path / "tfds" / "a2i_speakers" / "bad_64" / "1.0.0").exists()
+  assert not (tmp_path / "tfds" / "a2i_speakers" / "bad_64" / VERSION).exists()
 
 
 @pytest.mark.parametrize("args,message", [

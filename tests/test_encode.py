@@ -18,8 +18,8 @@ S = DEFAULT_SPEC
 
 
 def f0_pixel(hz):
-  """Spec: f0 on a log scale over 50..500 Hz, defined values 1..255."""
-  return 1 + round(254 * math.log(hz / 50) / math.log(10))
+  """Spec: f0 on a log scale over 75..600 Hz, defined values 1..255."""
+  return 1 + round(254 * math.log(hz / 75) / math.log(8))
 
 
 def cell(plane, name, size):

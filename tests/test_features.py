@@ -6,6 +6,7 @@ import pytest
 import scipy.fft
 
 from pipeline import features
+from pipeline.audio import load_audio
 from pipeline.spec import DEFAULT_SPEC, TRACK_INDEX
 from tests.conftest import SR, tone
 
@@ -54,7 +55,7 @@ def test_mfcc_chroma_contrast_match_librosa(speech):
     np.testing.assert_allclose(got, want[:, act], rtol=1e-3, atol=atol, err_msg=first)
 
 
-@pytest.mark.parametrize("f0", [70.0, 110.0, 220.0, 410.0])
+@pytest.mark.parametrize("f0", [80.0, 110.0, 220.0, 410.0, 580.0])
 def test_pitch_of_harmonic_tone(f0):
   # A voice-like harmonic complex with decaying harmonics.
   x = sum(tone(f0 * h, 1.5, amp=0.4 / h) for h in range(1, 8) if f0 * h < SR / 2)
@@ -105,3 +106,53 @@ def test_autocorrelation_needs_no_wrap():
   linear = np.correlate(x, x, "full")[S.win_length - 1:]
   lag_hi = int(S.sample_rate / S.f0_min) + 2
   np.testing.assert_allclose(circular[:lag_hi], linear[:lag_hi], rtol=1e-4, atol=1e-3)
+
+
+def test_spectral_descriptors_match_librosa_on_real_speech(real_speech):
+  """Centroid, bandwidth, rolloff, flatness, MFCC, chroma and contrast of 20
+  real voices against librosa on the same STFT, active frames only.
+  Tolerances: spectral shape 0.2 % (+0.5 Hz / 0.5 dB), MFCC 0.05 dB, chroma
+  0.01, contrast 1 dB where the band's valley is above float32 rounding (a
+  lossy encoder may empty a band: both sides then take dB of noise)."""
+  import glob
+
+  speakers = sorted(glob.glob(str(real_speech / "klettres" / "*")))
+  paths = [p for s in speakers for p in sorted(glob.glob(f"{s}/*/*.ogg"))[::17][:2]]
+  assert len(paths) == 40
+  for path in paths:
+    x = load_audio(path)[:S.clip_samples]
+    mag, power = _spectra(x)
+    d = features.describe(x)
+    act = ~np.isnan(d.tracks[TRACK_INDEX["rms"], :mag.shape[1]])
+    if act.sum() < 5:
+      continue
+    mel = librosa.feature.melspectrogram(S=power, sr=SR, n_mels=S.n_mels)
+    reference = {
+        "centroid": (librosa.feature.spectral_centroid(S=mag, sr=SR, n_fft=S.n_fft), 2e-3, 0.5),
+        "bandwidth": (librosa.feature.spectral_bandwidth(S=mag, sr=SR, n_fft=S.n_fft), 2e-3, 0.5),
+        "rolloff": (librosa.feature.spectral_rolloff(S=mag, sr=SR, n_fft=S.n_fft), 2e-3, 0.5),
+        "flatness": (10 * np.log10(librosa.feature.spectral_flatness(S=mag)), 2e-3, 0.5),
+        "mfcc0": (librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None),
+                                       n_mfcc=S.n_mfcc), 1e-3, 0.05),
+        "chroma_C": (librosa.feature.chroma_stft(S=power, sr=SR, tuning=0.0), 1e-3, 0.01),
+        "contrast0": (librosa.feature.spectral_contrast(S=mag, sr=SR, fmin=S.contrast_fmin,
+                                                        n_bands=6), 1e-3, 1.0),
+    }
+    lossless = _bands_above_rounding(mag)
+    for first, (want, rtol, atol) in reference.items():
+      k = TRACK_INDEX[first]
+      got = d.tracks[k:k + len(want), :mag.shape[1]][:, act]
+      keep = lossless[:, act] if first == "contrast0" else np.ones_like(got, bool)
+      np.testing.assert_allclose(got[keep], want[:, act][keep], rtol=rtol, atol=atol,
+                                 err_msg=f"{first} on {path}")
+
+
+def _bands_above_rounding(mag):
+  """(7, frames): contrast bands whose quietest 2 % of bins stand clear of
+  float32 rounding (1e-6 of the frame's peak)."""
+  bands = features._analysis(S).contrast_bands
+  out = np.zeros((len(bands), mag.shape[1]), bool)
+  for k, (first, end, q) in enumerate(bands):
+    valley = np.sort(mag[first:end], axis=0)[:q].mean(axis=0)
+    out[k] = valley > 1e-6 * mag.max(axis=0)
+  return out

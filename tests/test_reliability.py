@@ -19,6 +19,10 @@ import soundfile as sf
 from pipeline.espeak import synthesize
 from tests.test_build import ENV, build, example_digests, make_corpus
 
+from tfds_a2i import Builder
+
+VERSION = str(Builder.VERSION)
+
 NON_UTF8 = os.fsdecode(b"ana/caf\xe9 \xff.wav")
 ROOT_READS_ANYTHING = os.geteuid() == 0
 
@@ -130,7 +134,7 @@ def fault_build(tmp_path_factory):
   root = make_fault_corpus(base / "messy", base / "outside")
   out = build(["--input", str(root), "--image_size", "64", "--max_seconds", "5"],
               base / "tfds")
-  with open(base / "tfds" / "a2i_speakers" / "messy_64" / "1.0.0" / "build_report.json") as f:
+  with open(base / "tfds" / "a2i_speakers" / "messy_64" / VERSION / "build_report.json") as f:
     return root, json.load(f), out
 
 
@@ -181,7 +185,7 @@ def test_kill_during_build_leaves_nothing_loadable_and_rerun_matches(tmp_path):
   time.sleep(0.5)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  assert not (config_dir / "1.0.0").exists()
+  assert not (config_dir / VERSION).exists()
   assert list(config_dir.glob("incomplete.*"))               # the half-written folder ...
   code = ("import tensorflow_datasets as tfds; "
           f"tfds.load('a2i_speakers/voices_64', data_dir={str(tmp_path / 'killed')!r})")
@@ -206,7 +210,7 @@ def test_manifest_escape_is_refused_in_a_build(tmp_path):
   (root / "list.csv").write_text("path,speaker\n" + "".join(f"a{i}.wav,zoe\n" for i in range(3))
                                  + "../secret.wav,zoe\n/etc/passwd,zoe\n")
   build(["--input", str(root / "list.csv"), "--image_size", "64"], tmp_path / "tfds")
-  with open(tmp_path / "tfds/a2i_speakers/list_64/1.0.0/build_report.json") as f:
+  with open(tmp_path / f"tfds/a2i_speakers/list_64/{VERSION}/build_report.json") as f:
     got = {r["file"]: (r["status"], r["reason"]) for r in json.load(f)["files"]}
   assert got["../secret.wav"] == ("skipped", "outside_root")
   assert [v for k, v in got.items() if "passwd" in k] == [("skipped", "outside_root")]

@@ -12,6 +12,10 @@ import pytest
 
 from pipeline import demo
 
+from tfds_a2i import Builder
+
+VERSION = str(Builder.VERSION)
+
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 VOICES = (demo.Voice("hi", "en+f3", 80), demo.Voice("mid", "en-us+m1", 50),
           demo.Voice("lo", "en+m3", 15))
@@ -63,7 +67,7 @@ def test_metrics_schema_and_consistency(trained, dataset):
   assert [m["per_speaker"][s]["support"] for s in m["speakers"]] == cm.sum(axis=1).tolist()
   assert m["test_accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
   assert m["channels"] == "rgb"
-  assert m["dataset"] == {"name": "a2i_speakers", "config": "three", "version": "1.0.0"}
+  assert m["dataset"] == {"name": "a2i_speakers", "config": "three", "version": VERSION}
   with open(output / "history.csv") as f:
     assert m["epochs_run"] == len(f.read().strip().splitlines()) - 1 >= 1
   for name in ("confusion_matrix.png", "training_curves.png", "samples.png", "model.keras",

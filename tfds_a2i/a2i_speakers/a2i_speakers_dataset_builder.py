@@ -54,8 +54,13 @@ class A2iSpeakersConfig(tfds.core.BuilderConfig):
 class Builder(FileReaderBuilder):
   """Speech clips as RGB images (arXiv 2503.05929), one speaker label each."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("2.0.0")
   RELEASE_NOTES = {
+      "2.0.0": "Encoding spec 2.0.0: pitch and voicing by Praat's method (candidates, "
+               "Viterbi path, intensity-aware voicing) over 75-600 Hz, f0 pixels on a log "
+               "75-600 Hz scale, HNR by cross-correlation, tones and modem signals unvoiced; "
+               "activity also 6 dB above the noise floor. Shards written by the pipeline's "
+               "own workers.",
       "1.0.0": "First release. Encoding spec 1.0.0: 4.096 s clips at 16 kHz, "
                "mu-law green plane, 47 descriptors in a 7x7 grid.",
   }
