@@ -43,7 +43,13 @@ import soundfile as sf
 
 from pipeline import audio, encode as encode_module, features, planes
 from pipeline.audio import AudioError, to_working_rate
-from pipeline.bulk import prepare_process
+try:
+  from pipeline.bulk import prepare_process
+except ImportError:  # a checkout from before pipeline.bulk (measuring an older encoder)
+  def prepare_process():
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 from pipeline.encode import decode_green, encode, si_snr
 from pipeline.espeak import synthesize
 from pipeline.spec import DEFAULT_SPEC
@@ -107,6 +113,7 @@ class Stages:
   """CPU time spent inside named functions of the encoder, by wrapping them."""
 
   PLACES = {"resample to 16 kHz": (audio, "resample"), "pitch": (features, "pitch"),
+            "pitch_and_hnr": (features, "pitch_and_hnr"),     # spec 1.0.0's one function
             "harmonicity": (features, "harmonicity"), "describe": (encode_module, "describe"),
             "red plane": (encode_module.planes, "red_plane"),
             "green plane": (encode_module.planes, "green_plane"),
@@ -115,7 +122,8 @@ class Stages:
   def __init__(self):
     self.seconds = collections.Counter()
     for name, (module, attr) in self.PLACES.items():
-      setattr(module, attr, self._timed(name, getattr(module, attr)))
+      if hasattr(module, attr):   # older encoders have fewer named stages
+        setattr(module, attr, self._timed(name, getattr(module, attr)))
 
   def _timed(self, name, fn):
     @functools.wraps(fn)
@@ -130,6 +138,8 @@ class Stages:
   def report(self, clips: int) -> dict:
     ms = {k: 1000 * v / clips for k, v in self.seconds.items()}
     ms["other descriptors"] = ms.pop("describe", 0) - ms.get("pitch", 0) - ms.get("harmonicity", 0)
+    if "pitch_and_hnr" in ms:
+      ms["other descriptors"] -= ms["pitch_and_hnr"]
     return {k: round(v, 3) for k, v in ms.items()}
 
 
