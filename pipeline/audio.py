@@ -26,7 +26,12 @@ REASONS = {
     "too_long": "longer than the per-file duration cap",
     "too_short": "less active speech than the minimum for one clip",
     "silent": "no frame rises above the silence floor",
+    "implausible_rate": "the header's sample rate is outside 4-768 kHz (a damaged or "
+                        "forged header: read as it claims, the file would last hours)",
 }
+
+RATE_RANGE = (4000, 768000)   # telephone-band recordings to the fastest converters sold
+BLOCK_BYTES = 16 << 20        # decoded at most this much at a time, whatever the header
 
 AUDIO_EXTENSIONS = frozenset(
     (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
@@ -57,10 +62,13 @@ def _looks_like_audio(head: bytes) -> bool:
   return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG
 
 
-def check_waveform(waveform, sample_rate) -> np.ndarray:
-  """Validates an in-memory waveform; returns it as float32 mono."""
+def check_waveform(waveform, sample_rate, notes: list | None = None) -> np.ndarray:
+  """Validates an in-memory waveform; returns it as float32 mono, conditioned
+  as decoded files are (`condition`)."""
   if not sample_rate or sample_rate <= 0:
     raise AudioError("zero_rate", f"sample rate {sample_rate}")
+  if not RATE_RANGE[0] <= sample_rate <= RATE_RANGE[1]:
+    raise AudioError("implausible_rate", f"{sample_rate:g} Hz")
   x = np.asarray(waveform)
   if x.ndim == 2:  # (samples, channels), as soundfile returns
     x = x.mean(axis=1)
@@ -73,7 +81,31 @@ def check_waveform(waveform, sample_rate) -> np.ndarray:
   x = x.astype(np.float32, copy=False)
   if not np.isfinite(x).all():
     raise AudioError("non_finite", f"{int((~np.isfinite(x)).sum())} samples")
-  return x
+  refuse_constant(float(x.sum(dtype=np.float64)), float(np.square(x, dtype=np.float64).sum()),
+                  len(x))
+  return condition(x, float(np.abs(x).max()), notes)
+
+
+def condition(x: np.ndarray, peak: float, notes: list | None = None) -> np.ndarray:
+  """Removes the recording's DC offset (its mean: zero phase, nothing else
+  touched), and brings float samples beyond full scale (`peak` > 1: integer
+  PCM stored as float without scaling, or a broken writer) back to a peak of
+  1, noting it: every level the descriptors read is then in dBFS of a real
+  signal."""
+  x = np.asarray(x, np.float32)
+  if peak > 1.0:
+    x = x * np.float32(1.0 / peak)
+    if notes is not None:
+      notes.append(f"samples beyond full scale (peak {peak:.4g}): scaled to a peak of 1")
+  return x - np.float32(x.mean(dtype=np.float64))
+
+
+def refuse_constant(total: float, squares: float, n: int) -> None:
+  """A recording that is one value throughout (a DC offset and no signal)
+  is silence, however far from zero the value: say so."""
+  mean = total / n
+  if squares / n - mean * mean <= 1e-14 * max(mean * mean, 1e-12):
+    raise AudioError("silent", f"a constant {mean:.4g} throughout: an offset, no signal")
 
 
 def resample(x: np.ndarray, rate: float, target: float) -> np.ndarray:
@@ -148,28 +180,46 @@ def load_audio(path: str, spec: EncodingSpec = DEFAULT_SPEC,
       rate = f.samplerate
       if rate <= 0:
         raise AudioError("zero_rate", f"sample rate {rate}")
+      if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
+        raise AudioError("implausible_rate", f"{rate} Hz")
       if wav and wav[1] and wav[2] is not None and notes is not None:
         declared = wav[2] / wav[1] / rate
         present = (size - wav[3]) / wav[1] / rate
         if declared > present + 0.01:
           notes.append(f"truncated: the header declares {declared:.1f} s, the file holds "
                        f"{present:.1f} s; decoded what is there")
-      cap = int(max_seconds * rate)
-      blocks, n = [], 0
-      try:
-        for block in f.blocks(blocksize=rate * 30, dtype="float32", always_2d=True):
-          blocks.append(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0])
-          n += len(block)
-          if n > cap:
-            raise AudioError("too_long", f"over the {max_seconds:g} s cap (--max_seconds)")
-      except sf.LibsndfileError as e:
-        if not blocks:
-          raise AudioError("corrupt", str(e)[:160]) from None
-        if notes is not None:
-          notes.append(f"decoding stopped early ({str(e)[:80]}); kept what decoded")
+      return _decode_blocks(f, rate, spec, max_seconds, notes)
+
+
+def _decode_blocks(f, rate: int, spec: EncodingSpec, max_seconds: float, notes) -> np.ndarray:
+  """Decodes, mixes to mono and resamples block by block: memory holds one
+  block (at most BLOCK_BYTES, however many channels the header claims) and
+  the output at the working rate, at most `max_seconds` of it."""
+  cap = int(max_seconds * rate)
+  blocksize = max(1, min(rate * 30, BLOCK_BYTES // (4 * max(f.channels, 1))))
+  stream = None if rate == spec.sample_rate else soxr.ResampleStream(
+      rate, spec.sample_rate, 1, dtype="float32", quality="HQ")
+  out, n, peak, total, squares = [], 0, 0.0, 0.0, 0.0
+  try:
+    for block in f.blocks(blocksize=blocksize, dtype="float32", always_2d=True):
+      mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+      n += len(mono)
+      if n > cap:
+        raise AudioError("too_long", f"over the {max_seconds:g} s cap (--max_seconds)")
+      if not np.isfinite(mono).all():
+        raise AudioError("non_finite", f"{int((~np.isfinite(mono)).sum())} samples in a block")
+      peak = max(peak, float(np.abs(mono).max()) if len(mono) else 0.0)
+      total += float(mono.sum(dtype=np.float64))
+      squares += float(np.square(mono, dtype=np.float64).sum())
+      out.append(stream.resample_chunk(mono) if stream else mono.copy())
+  except sf.LibsndfileError as e:
+    if n == 0:
+      raise AudioError("corrupt", str(e)[:160]) from None
+    if notes is not None:
+      notes.append(f"decoding stopped early ({str(e)[:80]}); kept what decoded")
   if n == 0:
     raise AudioError("empty", "0 frames")
-  x = np.concatenate(blocks).astype(np.float32, copy=False)
-  if not np.isfinite(x).all():
-    raise AudioError("non_finite", f"{int((~np.isfinite(x)).sum())} samples")
-  return resample(x, rate, spec.sample_rate)
+  refuse_constant(total, squares, n)
+  if stream:
+    out.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+  return condition(np.concatenate(out), peak, notes)

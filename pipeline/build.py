@@ -129,15 +129,19 @@ def _check_beam_options(parser, beam_args: list[str]) -> list[str]:
 
 def _local_parallelism(known, beam_args: list[str]) -> list[str]:
   """On the DirectRunner with no parallelism flag, one worker process per
-  core: the shards are independent tasks, so throughput scales with cores."""
+  core: the shards are independent tasks, so throughput scales with cores.
+  Worker processes log at WARNING unless told otherwise: their start-up
+  INFO lines say nothing a user can act on."""
   runner = (known.runner or "DirectRunner").split(".")[-1]
-  given = any(a.split("=")[0] in ("--direct_num_workers", "--direct_running_mode")
-              for a in beam_args)
-  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  if runner not in ("DirectRunner", "BundleBasedDirectRunner") or given or (cores or 1) < 2:
+  flags = {a.split("=")[0] for a in beam_args}
+  if runner not in ("DirectRunner", "BundleBasedDirectRunner"):
     return []
-  return [f"--direct_num_workers={cores}", "--direct_running_mode=multi_processing",
-          "--default_sdk_harness_log_level=WARNING"]
+  quiet = ([] if "--default_sdk_harness_log_level" in flags
+           else ["--default_sdk_harness_log_level=WARNING"])
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  if flags & {"--direct_num_workers", "--direct_running_mode"} or (cores or 1) < 2:
+    return quiet
+  return [f"--direct_num_workers={cores}", "--direct_running_mode=multi_processing"] + quiet
 
 
 def run(argv=None) -> int:
@@ -156,7 +160,13 @@ def run(argv=None) -> int:
     fractions = splits.parse_fractions(args.splits)
   except ValueError as e:
     parser.error(str(e))
-  beam_args = _check_beam_options(parser, beam_args)
+  from pipeline.orphans import Guard
+
+  with Guard():   # before Beam is imported: workers never outlive a killed build
+    return _build(parser, args, _check_beam_options(parser, beam_args), fractions)
+
+
+def _build(parser, args, beam_args: list[str], fractions) -> int:
   name = _config_name(args)
 
   import dataclasses
@@ -209,20 +219,27 @@ def run(argv=None) -> int:
   builder = Builder(config=config, data_dir=data_dir)
   from etils import epath
 
-  report_path = epath.Path(builder.data_dir) / REPORT_FILE
-  if report_path.exists() and not args.overwrite:
+  version_dir = epath.Path(builder.data_dir)
+  _finish_interrupted_swap(version_dir)
+  if (version_dir / REPORT_FILE).exists() and not args.overwrite:
     print(f"a2i_speakers/{builder.builder_config.name} {builder.version} already built at "
           f"{builder.data_dir} (--overwrite to rebuild)")
     return 0
   # A build killed earlier leaves TFDS's temporary folder beside the version
-  # folder; readers ignore it, and a new build starts from scratch anyway.
-  stale = list(report_path.parent.parent.glob(f"incomplete.*_{builder.version}"))
+  # folder (or our staging folder, for a rebuild); readers ignore both, and
+  # a new build starts from scratch anyway.
+  stale = (list(version_dir.parent.glob(f"incomplete.*_{builder.version}"))
+           + list(version_dir.parent.glob(f"{_STAGING}*")))
   for folder in stale:
     folder.rmtree()
   if stale:
     print(f"removed {len(stale)} unfinished build folder(s) left by an interrupted run")
-  mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if args.overwrite
-          else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+  # A rebuild is made beside the version it replaces, which stays complete and
+  # loadable until the new one is: a rebuild killed at any point loses nothing.
+  rebuild = (version_dir / REPORT_FILE).exists()
+  if rebuild:
+    staging = version_dir.parent / f"{_STAGING}{builder.version}"
+    builder = Builder(config=config, data_dir=os.fspath(staging))
   from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
   options = PipelineOptions(beam_args)
@@ -232,14 +249,47 @@ def run(argv=None) -> int:
           "(--direct_num_workers=1 for one)")
   try:
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        beam_options=options, download_mode=mode))
+        beam_options=options))
   except BuildError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  if rebuild:
+    _swap_in(epath.Path(builder.data_dir), version_dir)
+    staging.rmtree()
   import json
 
-  print(format_summary(json.loads(report_path.read_text(encoding="utf-8")), builder.data_dir))
+  print(format_summary(json.loads((version_dir / REPORT_FILE).read_text(encoding="utf-8")),
+                       os.fspath(version_dir)))
   return 0
+
+
+_STAGING = ".rebuild-"
+
+
+def _swap_in(new, version_dir) -> None:
+  """Puts a complete rebuild in place of the version it replaces: two renames,
+  the old one kept aside until the new one is in."""
+  old = version_dir.parent / f"{version_dir.name}.replaced"
+  version_dir.rename(old)
+  new.rename(version_dir)
+  old.rmtree()
+
+
+def _finish_interrupted_swap(version_dir) -> None:
+  """A run killed between the two renames of `_swap_in` left the old version
+  aside and a complete new one in staging: finish the swap (or, with no
+  complete new one, put the old one back)."""
+  old = version_dir.parent / f"{version_dir.name}.replaced"
+  if not old.exists():
+    return
+  if version_dir.exists():
+    old.rmtree()
+    return
+  new = version_dir.parent / f"{_STAGING}{version_dir.name}" / "a2i_speakers" / \
+      version_dir.parent.name / version_dir.name
+  (new if (new / "dataset_info.json").exists() else old).rename(version_dir)
+  if old.exists():
+    old.rmtree()
 
 
 def main() -> int:

@@ -83,26 +83,11 @@ def spectral_shape(mag: np.ndarray, power: np.ndarray, freqs: np.ndarray) -> np.
   centroid = (mag @ freqs) / total
   # sum n (f - c)^2 = sum n f^2 - c^2, with weights n = mag / total summing to one.
   bandwidth = np.sqrt(np.maximum((mag @ (freqs * freqs)) / total - centroid * centroid, 0.0))
-  rolloff = freqs[_first_reaching(mag, 0.85 * mag.sum(axis=1))]
+  cum = np.cumsum(mag, axis=1)
+  rolloff = freqs[np.argmax(cum >= 0.85 * cum[:, -1:], axis=1)]
   floored = np.maximum(power, 1e-10)
   flatness = np.exp(np.log(floored).mean(axis=1)) / floored.mean(axis=1)
   return np.stack([centroid, bandwidth, rolloff, 10 * np.log10(flatness)])
-
-
-def _first_reaching(mag: np.ndarray, level: np.ndarray, block: int = 19) -> np.ndarray:
-  """Per row, the first bin where the running sum of mag reaches `level`:
-  np.argmax(np.cumsum(mag, axis=1) >= level[:, None], axis=1) by blocks of
-  bins (a long cumsum is slow; block sums and one short cumsum are not)."""
-  n, bins = mag.shape
-  if bins % block:
-    return np.argmax(np.cumsum(mag, axis=1) >= level[:, None], axis=1)
-  blocks = mag.reshape(n, bins // block, block)
-  totals = np.cumsum(blocks.sum(axis=2), axis=1)
-  j = np.minimum(np.argmax(totals >= level[:, None], axis=1), bins // block - 1)
-  rows = np.arange(n)
-  before = totals[rows, j] - blocks[rows, j].sum(axis=1)
-  inside = before[:, None] + np.cumsum(blocks[rows, j], axis=1)
-  return j * block + np.argmax(inside >= level[:, None], axis=1)
 
 
 def spectral_contrast(mag: np.ndarray, bands) -> np.ndarray:

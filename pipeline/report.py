@@ -6,6 +6,7 @@ import collections
 
 from pipeline.audio import REASONS as AUDIO_REASONS
 from pipeline.corpus import CORPUS_REASONS
+from pipeline.corpus.tree import unescape
 from pipeline.splits import SPLITS
 
 REASONS = {"failed": AUDIO_REASONS, "skipped": CORPUS_REASONS}
@@ -17,6 +18,21 @@ def explain(status: str, reason: str) -> str:
 
 class BuildError(RuntimeError):
   """A build that must not produce a dataset (nothing usable, bad corpus)."""
+
+
+def escaped_names(labels) -> dict:
+  """Class labels that are escaped speaker names (pipeline.corpus.escape),
+  each with the name it stands for (null where that is not valid UTF-8)."""
+  out = {}
+  for label in labels:
+    name = unescape(label)
+    if name != label:
+      try:
+        name.encode("utf-8")
+      except UnicodeEncodeError:
+        name = None
+      out[label] = name
+  return out
 
 
 def build_report(records: list[dict], counters: dict, config, layout: str, version: str) -> dict:
@@ -36,7 +52,8 @@ def build_report(records: list[dict], counters: dict, config, layout: str, versi
       "dataset": {"name": "a2i_speakers", "config": config.name, "version": version,
                   "input": config.input or f"built-in:{config.demo}", "layout": layout,
                   "image_size": config.image_size, "split_by": config.split_by,
-                  "fractions": list(config.fractions)},
+                  "fractions": list(config.fractions),
+                  "escaped_speaker_names": escaped_names(config.speakers)},
       "summary": {
           "files": len(records),
           "encoded": status["encoded"], "failed": status["failed"], "skipped": status["skipped"],

@@ -63,8 +63,9 @@ class ShardTask:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-  split_of: dict[str, str]             # relpath -> split, for every file that gave clips
+  split_of: dict[str, str]             # relpath -> split, for every file encoded
   tasks: tuple[ShardTask, ...]
+  duplicates: dict[str, str] = dataclasses.field(default_factory=dict)  # relpath -> kept one
 
   def clips_per_split(self) -> dict[str, int]:
     out = dict.fromkeys(splits.SPLITS, 0)
@@ -73,10 +74,21 @@ class Plan:
     return out
 
 
-def plan(analysed: list[tuple[CorpusFile, int]], image_size: int,
+def plan(analysed: list[tuple[CorpusFile, int, str]], image_size: int,
          fractions=(0.8, 0.1, 0.1), by: str = "recording") -> Plan:
-  """analysed: (file, clips it gives) for every file the analysis could cut."""
-  analysed = [(f, n) for f, n in analysed if n > 0]
+  """analysed: (file, clips it gives, digest of its audio) for every file the
+  analysis could cut. Of files with the same audio, the first by path is
+  encoded and the others are duplicates of it: the same audio never lands
+  in two splits, or under two speakers."""
+  kept, duplicates = {}, {}
+  for f, n, digest in sorted(analysed, key=lambda a: a[0].relpath):
+    if n <= 0:
+      continue
+    if digest in kept:
+      duplicates[f.relpath] = kept[digest][0].relpath
+    else:
+      kept[digest] = (f, n)
+  analysed = list(kept.values())
   assignment = splits.assign({(f.speaker, f.group) for f, _ in analysed}, fractions, by)
   split_of = {f.relpath: assignment[(f.speaker, f.group)] for f, _ in analysed}
   size = clips_per_shard(image_size, sum(n for _, n in analysed))
@@ -95,4 +107,4 @@ def plan(analysed: list[tuple[CorpusFile, int]], image_size: int,
       count += n
     shards.append(tuple(current))
     tasks += [ShardTask(split, i, len(shards), files) for i, files in enumerate(shards)]
-  return Plan(split_of, tuple(tasks))
+  return Plan(split_of, tuple(tasks), duplicates)

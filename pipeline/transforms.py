@@ -120,7 +120,14 @@ class Cut(_CoreDoFn):
       yield f, report_record(f, "failed", e.reason, e.detail, seconds=seconds)
       return
     self.clips.inc(len(clips))
-    yield f, report_record(f, "encoded", detail=f.detail, clips=len(clips), seconds=seconds)
+    yield f, dict(report_record(f, "encoded", detail=f.detail, clips=len(clips),
+                                seconds=seconds), audio_sha256=audio_digest(x))
+
+
+def audio_digest(x) -> str:
+  """Identity of a recording's audio as decoded at the working rate: a byte
+  copy, or the same samples in another container, has the same digest."""
+  return hashlib.sha256(x.tobytes()).hexdigest()[:32]
 
 
 def png_bytes(image) -> bytes:
@@ -221,10 +228,18 @@ class AnalyseCorpus(beam.PTransform):
 
 
 def _clip_count(item):
-  """(file, record) -> (file, clips) for files that gave clips: all the plan needs."""
+  """(file, record) -> (file, clips, audio digest) for files that gave clips:
+  all the plan needs."""
   f, record = item
   if record["status"] == "encoded":
-    yield f, record["clips"]
+    yield f, record["clips"], record["audio_sha256"]
+
+
+def _duplicate_record(item) -> dict:
+  """A correction to a file's analysis record (applied by the report)."""
+  relpath, original = item
+  return {"file": relpath, "status": "skipped", "reason": "duplicate",
+          "detail": f"same audio as {original}", "clips": 0, "correction": True}
 
 
 class BuildShards(beam.PTransform):
@@ -250,7 +265,12 @@ class BuildShards(beam.PTransform):
             | "CollectCounts" >> beam.combiners.ToList()
             | "PlanShards" >> beam.Map(shards.plan, self.image_size, self.fractions,
                                        self.split_by))
-    records = analysed | "Records" >> beam.Values()
+    # Files whose audio another file already holds: not encoded, reported.
+    duplicates = (plan
+                  | "Duplicates" >> beam.FlatMap(lambda p: sorted(p.duplicates.items())))
+    records = ((analysed | "Records" >> beam.Values(),
+                duplicates | "DuplicateRecords" >> beam.Map(_duplicate_record))
+               | "AllRecords" >> beam.Flatten())
     written = (plan
                | "ShardTasks" >> beam.FlatMap(lambda p: p.tasks)
                | "FanOutShards" >> beam.Reshuffle()

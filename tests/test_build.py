@@ -43,7 +43,8 @@ def make_corpus(root, utterances=5):
   (root / "cyd" / "cut.wav").write_bytes(whole[:40])                 # header cut short
   (root / "cyd" / "half.wav").write_bytes(whole[:len(whole) // 2])   # data cut short
   write_wav(root / "cyd" / "silence.wav", np.zeros(32000, np.float32))
-  write_wav(root / "cyd" / "blip.wav", np.ones(320, np.float32) * 0.5)
+  write_wav(root / "cyd" / "blip.wav",
+            (0.5 * np.sin(np.arange(320) * 2 * np.pi * 440 / 16000)).astype(np.float32))
   (root / "NOTES.md").write_text("recorded in a quiet room\n")
   return root
 

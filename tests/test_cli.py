@@ -76,3 +76,17 @@ def test_bad_beam_options_fail_with_one_line(argv, message, capsys):
     parse(argv)
   err = capsys.readouterr().err
   assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv,quiet", [
+    ([], True),
+    (["--direct_num_workers=2", "--direct_running_mode=multi_processing"], True),
+    (["--direct_num_workers=2", "--default_sdk_harness_log_level=INFO"], False),
+    (["--runner=PortableRunner", "--job_endpoint=embed"], False),
+])
+def test_local_workers_log_warnings_only_unless_told(argv, quiet):
+  """Worker start-up INFO lines flooded the console of a build given its own
+  worker flags; the user's own log level stands."""
+  _, beam_args = parse(argv)
+  added = beam_args[len(argv):]
+  assert ("--default_sdk_harness_log_level=WARNING" in added) == quiet

@@ -10,7 +10,7 @@ from PIL import Image
 
 from pipeline.audio import AudioError
 from pipeline.encode import decode_green, encode, encode_clip, main, si_snr
-from pipeline.audio import load_audio, resample
+from pipeline.audio import load_audio, resample, to_working_rate
 from pipeline.spec import DEFAULT_SPEC, GRID, cell_origin, cell_size
 from tests.conftest import SR, tone, write_wav
 
@@ -91,10 +91,26 @@ def test_green_of_small_images_holds_the_downsampled_clip(speech):
 
 def test_green_pixel_order_is_row_major():
   x = np.zeros(S.clip_samples, np.float32)
-  x[: S.clip_samples // 2] = tone(300.0, 2.048)       # speech in the first half only
+  x[: S.clip_samples // 2] = tone(250.0, 2.048)       # sound in the first half only (whole
+                                                       # cycles: no offset to remove)
   green = encode(x, SR, 256)[..., 1].astype(int)
   assert np.abs(green[:120] - 128).max() > 50          # first rows carry the tone
   assert np.abs(green[136:] - 128).max() <= 1          # last rows: silence
+
+
+def test_a_dc_offset_changes_nothing_and_alone_is_silence(speech):
+  """The recording's mean is removed before anything else: an offset does
+  not reach the descriptors or the waveform, and an offset alone is no sound."""
+  x = speech["en+m3"][:S.clip_samples]
+  x = x - x.mean()
+  plain = encode_clip(to_working_rate(x, SR), 128)
+  offset = encode_clip(to_working_rate(x + 0.2, SR), 128)
+  # Rounding only (the offset is removed in float32): 0.1 %, or 0.05 for values near 0.
+  np.testing.assert_allclose(offset.descriptors, plain.descriptors, rtol=1e-3, atol=0.05)
+  assert np.abs(offset.image[..., 1].astype(int) - plain.image[..., 1]).max() <= 1
+  with pytest.raises(AudioError) as e:
+    encode(np.full(SR, 0.3, np.float32), SR, 128)
+  assert e.value.reason == "silent" and "constant" in e.value.detail
 
 
 def test_two_voices_differ_in_red_and_blue(speech):

@@ -24,6 +24,7 @@ from tfds_a2i import Builder
 VERSION = str(Builder.VERSION)
 
 NON_UTF8 = os.fsdecode(b"ana/caf\xe9 \xff.wav")
+LOOKALIKE = "ana/caf\\xe9 \\xff.wav"       # a real name spelling the escape of NON_UTF8
 ROOT_READS_ANYTHING = os.geteuid() == 0
 
 # relative path -> (status, reason); the detail must contain the third item if given.
@@ -34,7 +35,19 @@ EXPECTED = {
     "ana/pcm8.wav": ("encoded", ""),
     "ana/pcm24.wav": ("encoded", ""),
     "ana/naïve café.flac": ("encoded", ""),
-    "ana/caf\\xe9 \\xff.wav": ("encoded", ""),
+    "ana/caf\\xe9 \\xff.wav": ("encoded", ""),             # the undecodable bytes, escaped
+    "ana/caf\\\\xe9 \\\\xff.wav": ("encoded", ""),         # backslashes in the name, escaped
+    "ana/take 2 (hard link).wav": ("skipped", "duplicate", "same file as ana/plain.wav"),
+    "ben/link to ana.wav": ("skipped", "duplicate", "same file as ana/plain.wav"),
+    "cyd/copy of ana.wav": ("skipped", "duplicate", "same audio as ana/caf"),
+    "ana/dc only.wav": ("failed", "silent"),
+    "ana/float at int scale.wav": ("encoded", "", "beyond full scale (peak 3.2"),
+    "ana/float 1e20.wav": ("encoded", "", "beyond full scale (peak 1e+20"),
+    "ben/3 hz.wav": ("failed", "implausible_rate", "3 Hz"),
+    "dee\\u0020/spaced.wav": ("encoded", ""),
+    "dee\\x0a/newline.wav": ("encoded", ""),
+    "eve/": ("skipped", "linked_folder", "-> cyd/"),
+    "fay/": ("skipped", "empty_folder"),
     "ana/cut short.wav": ("encoded", "", "truncated"),
     "ana/claims hours.wav": ("encoded", "", "declares 10800.0 s"),
     "ana/locked.wav": ("encoded", "") if ROOT_READS_ANYTHING else ("failed", "unreadable"),
@@ -76,29 +89,38 @@ def make_fault_corpus(root, outside):
     return path
 
   x, sr = speech("Good morning, this is a clean reference sentence.")
+  level = iter(np.linspace(0.9, 0.5, 16))      # every file its own audio, unless a copy
   plain = wav("ana/plain.wav", x, sr)
   x44 = at_rate(x, sr, 44100)
   wav("ana/stereo 44k.wav", np.stack([x44, 0.5 * x44], 1), 44100)
   wav("ana/narrow 8k.wav", at_rate(x, sr, 8000), 8000)
-  wav("ana/pcm8.wav", x, sr, subtype="PCM_U8")
-  wav("ana/pcm24.wav", x, sr, subtype="PCM_24")
-  wav("ana/naïve café.flac", x, sr)
-  (root / NON_UTF8).write_bytes(plain.read_bytes())
+  wav("ana/pcm8.wav", next(level) * x, sr, subtype="PCM_U8")
+  wav("ana/pcm24.wav", next(level) * x, sr, subtype="PCM_24")
+  wav("ana/naïve café.flac", next(level) * x, sr)
+  (root / NON_UTF8).write_bytes(wav("ana/tmp.wav", next(level) * x, sr).read_bytes())
+  (root / LOOKALIKE).write_bytes(wav("ana/tmp.wav", next(level) * x, sr).read_bytes())
+  (root / "ana/tmp.wav").unlink()
+  os.link(plain, root / "ana/take 2 (hard link).wav")
   whole = plain.read_bytes()
   (root / "ana/cut short.wav").write_bytes(whole[:len(whole) * 2 // 3])
-  lying = bytearray(whole)
+  lying = bytearray(wav("ana/claims hours.wav", next(level) * x, sr).read_bytes())
   i = lying.find(b"data")
   lying[i + 4:i + 8] = struct.pack("<I", sr * 2 * 3 * 3600)
   (root / "ana/claims hours.wav").write_bytes(bytes(lying))
-  locked = wav("ana/locked.wav", x, sr)
+  locked = wav("ana/locked.wav", next(level) * x, sr)
   os.chmod(locked, 0)
+  wav("ana/dc only.wav", np.full(3 * sr, 0.3, np.float32), sr, subtype="FLOAT")
+  wav("ana/float at int scale.wav", x / np.abs(x).max() * 32767, sr, subtype="FLOAT")
+  wav("ana/float 1e20.wav", x / np.abs(x).max() * 1e20, sr, subtype="FLOAT")
+  for name, y in (("dee /spaced.wav", next(level) * x), ("dee\n/newline.wav", next(level) * x)):
+    wav(name, y, sr)
 
   (root / "ben").mkdir()
   (root / "ben/empty.wav").write_bytes(b"")
   (root / "ben/random bytes.wav").write_bytes(np.random.default_rng(0).bytes(5000))
   (root / "ben/header only.wav").write_bytes(whole[:40])
   wav("ben/zeros.wav", np.zeros(3 * 16000, np.float32), 16000)
-  wav("ben/blip 20ms.wav", 0.5 * np.ones(320, np.float32), 16000)
+  wav("ben/blip 20ms.wav", 0.5 * np.sin(np.arange(320) * 2 * np.pi * 440 / 16000), 16000)
   rate0 = bytearray(whole)
   rate0[24:32] = bytes(8)  # sample rate and byte rate
   (root / "ben/rate zero.wav").write_bytes(bytes(rate0))
@@ -116,6 +138,10 @@ def make_fault_corpus(root, outside):
   os.symlink(target, root / "ben/escape.wav")
   os.symlink(root / "ben/never-there.wav", root / "ben/dangling.wav")
   os.symlink(root / "ben/loop.wav", root / "ben/loop.wav")
+  os.symlink(plain, root / "ben/link to ana.wav")
+  three_hz = bytearray(whole)
+  three_hz[24:28] = struct.pack("<I", 3)
+  (root / "ben/3 hz.wav").write_bytes(bytes(three_hz))
   os.mkfifo(root / "ana/pipe.wav")
 
   for name, text in (("one", "A second voice reads this line."),
@@ -123,6 +149,9 @@ def make_fault_corpus(root, outside):
                      ("three", "Finally a third line, to finish.")):
     y, rate = speech(text, "en+m3")
     wav(f"cyd/{name}.wav", y, rate)
+  (root / "cyd/copy of ana.wav").write_bytes((root / NON_UTF8).read_bytes())
+  os.symlink(root / "cyd", root / "eve")
+  (root / "fay").mkdir()
   wav("loose.wav", x, sr)
   (root / "README.md").write_text("a messy corpus\n")
   return root
@@ -160,7 +189,75 @@ def test_the_build_completes_and_reports_the_folder_without_usable_files(fault_b
   assert s["encoded"] + s["failed"] + s["skipped"] == s["files"]
   assert s["speakers_without_clips"] == ["ben"]
   assert "without any clip: ben" in out.stdout
-  assert report["counters"]["files_repaired"] == 2
+  assert report["counters"]["files_repaired"] == 4   # cut short, claims hours, 2 float overs
+
+
+def test_labels_survive_a_reload_and_no_audio_appears_twice(fault_build):
+  """In a fresh process, every example's class name is the speaker the report
+  gives its recording, names with white space and line breaks included
+  (TFDS's label file strips lines); every encoded file's audio is distinct."""
+  root, report, _ = fault_build
+  speaker_of = {r["file"]: r["speaker"] for r in report["files"] if r["status"] == "encoded"}
+  assert {"dee\\u0020", "dee\\x0a"} <= set(speaker_of.values())
+  assert report["dataset"]["escaped_speaker_names"] == {"dee\\u0020": "dee ",
+                                                        "dee\\x0a": "dee\n"}
+  code = ("import json, sys, tensorflow_datasets as tfds\n"
+          f"b = tfds.builder('a2i_speakers/messy_64', data_dir={str(root.parent / 'tfds')!r})\n"
+          "names = b.info.features['speaker'].names\n"
+          "rows = [(ex['recording'].decode(), names[int(ex['speaker'])]) for split in b.info.splits"
+          " for ex in tfds.as_numpy(b.as_dataset(split=split))]\n"
+          "print(json.dumps(rows))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
+                       cwd="/")
+  assert out.returncode == 0, out.stderr[-2000:]
+  rows = json.loads(out.stdout)
+  assert len(rows) == sum(r["clips"] for r in report["files"])
+  assert all(speaker_of[recording] == label for recording, label in rows)
+  digests = [r["audio_sha256"] for r in report["files"] if r["status"] == "encoded"]
+  assert len(digests) == len(set(digests)) == len(speaker_of)
+
+
+def test_names_are_escaped_reversibly_and_uniquely():
+  from hypothesis import given, settings, strategies as st
+
+  from pipeline.corpus.tree import escape, unescape
+
+  names = st.one_of(st.text(), st.binary().map(os.fsdecode))
+
+  @settings(max_examples=2000, deadline=None)
+  @given(names, names)
+  def check(a, b):
+    assert unescape(escape(a)) == a
+    assert (escape(a) == escape(b)) == (a == b)
+    label = escape(a)
+    assert "\n" not in label and label.split("/") == [p.strip() for p in label.split("/")]
+    label.encode("utf-8")           # TFDS writes class names as UTF-8
+
+  check()
+
+
+def test_decoding_memory_is_bounded_whatever_the_header_claims(tmp_path):
+  """A 4 KB WAV whose header claims an hour of 64 channels at 192 kHz: decoded
+  a bounded block at a time (the first decoder allocated 1.5 GB for it)."""
+  import tracemalloc
+
+  from pipeline.audio import BLOCK_BYTES, load_audio
+
+  channels, rate = 64, 192000
+  data = np.random.default_rng(0).integers(-3000, 3000, 4000, dtype=np.int16).tobytes()
+  header = (b"RIFF" + struct.pack("<I", 0xFFFFFFF0) + b"WAVE"
+            + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * channels * 2,
+                                    channels * 2, 16)
+            + b"data" + struct.pack("<I", 3600 * rate * channels * 2 % 2**32 or 2**32 - 2))
+  (tmp_path / "wide.wav").write_bytes(header + data)
+  notes = []
+  tracemalloc.start()
+  y = load_audio(str(tmp_path / "wide.wav"), notes=notes)
+  peak = tracemalloc.get_traced_memory()[1]
+  tracemalloc.stop()
+  assert len(y) == round(len(data) / (2 * channels) * 16000 / rate)
+  assert "truncated" in notes[0]
+  assert peak < 2 * BLOCK_BYTES, f"{peak / 2**20:.0f} MiB"
 
 
 def start_build_until_its_job_runs(args, config_dir, **popen):
@@ -205,7 +302,7 @@ def test_manifest_escape_is_refused_in_a_build(tmp_path):
   root.mkdir()
   x, sr = speech("A line for the manifest test.")
   for i in range(3):
-    sf.write(str(root / f"a{i}.wav"), x, sr)
+    sf.write(str(root / f"a{i}.wav"), (1 - 0.1 * i) * x, sr)   # three distinct recordings
   sf.write(str(tmp_path / "secret.wav"), x, sr)
   (root / "list.csv").write_text("path,speaker\n" + "".join(f"a{i}.wav,zoe\n" for i in range(3))
                                  + "../secret.wav,zoe\n/etc/passwd,zoe\n")
@@ -280,3 +377,65 @@ def test_ctrl_c_stops_with_one_line_and_leaves_nothing(tmp_path):
   assert "Traceback" not in err
   assert err.strip().splitlines()[-1].startswith("interrupted: nothing was published")
   assert not list(config_dir.glob("*"))   # no version, no temporary folder
+
+
+def test_a_rebuild_killed_midway_keeps_the_previous_version(tmp_path):
+  """--overwrite builds beside the version it replaces: killed at any point,
+  the previous complete version still loads; the rerun replaces it."""
+  corpus = make_corpus(tmp_path / "voices", utterances=3)
+  data_dir = tmp_path / "tfds"
+  build(["--input", str(corpus), "--image_size", "64"], data_dir)
+  before = example_digests(data_dir)
+  config_dir = data_dir / "a2i_speakers" / "voices_64"
+  args = [sys.executable, "-m", "pipeline.build", "--input", str(corpus), "--image_size", "64",
+          "--data_dir", str(data_dir), "--runner=DirectRunner", "--overwrite"]
+  proc = start_build_until_its_job_runs(args, config_dir / f".rebuild-{VERSION}" /
+                                        "a2i_speakers" / "voices_64",
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert example_digests(data_dir) == before                  # still there, still whole
+  rerun = build(["--input", str(corpus), "--image_size", "64", "--overwrite"], data_dir)
+  assert "removed 1 unfinished build folder" in rerun.stdout
+  assert sorted(p.name for p in config_dir.iterdir()) == [VERSION]
+  assert example_digests(data_dir) == before                  # same corpus: same dataset
+
+
+def _workers_of(pid):
+  """pids of the Beam SDK worker processes started by process `pid`."""
+  found, todo = set(), [pid]
+  while todo:
+    parent = todo.pop()
+    for name in os.listdir("/proc"):
+      try:
+        with open(f"/proc/{name}/stat", "rb") as f:
+          ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        if ppid == parent and name.isdigit():
+          todo.append(int(name))
+          with open(f"/proc/{name}/cmdline", "rb") as f:
+            if b"sdk_worker_main" in f.read():
+              found.add(int(name))
+      except (OSError, ValueError, IndexError):
+        pass
+  return found
+
+
+def test_killing_a_multi_process_build_leaves_no_worker_running(tmp_path):
+  corpus = make_corpus(tmp_path / "voices", utterances=3)
+  config_dir = tmp_path / "tfds" / "a2i_speakers" / "voices_64"
+  proc = start_build_until_its_job_runs(
+      [sys.executable, "-m", "pipeline.build", "--input", str(corpus), "--image_size", "64",
+       "--data_dir", str(tmp_path / "tfds"), "--direct_num_workers=2",
+       "--direct_running_mode=multi_processing"], config_dir,
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 60
+  while time.time() < deadline and len(_workers_of(proc.pid)) < 2:
+    time.sleep(0.05)
+  workers = _workers_of(proc.pid)
+  assert len(workers) >= 2, "the build started no worker processes"
+  proc.send_signal(signal.SIGKILL)        # at once: workers started a moment ago included
+  proc.wait()
+  deadline = time.time() + 10
+  while time.time() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in workers):
+    time.sleep(0.1)
+  assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]

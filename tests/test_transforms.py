@@ -25,7 +25,7 @@ from pipeline.corpus import CorpusFile, list_corpus
 from pipeline.encode import encode_clip
 from pipeline.espeak import synthesize
 from pipeline.spec import DEFAULT_SPEC
-from pipeline.transforms import BuildShards, WriteShard
+from pipeline.transforms import BuildShards, WriteShard, audio_digest
 from tests.conftest import write_wav
 from tfds_a2i import A2iSpeakersConfig, Builder
 from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import ExampleSerializer
@@ -69,10 +69,11 @@ def read_shard(path, features):
 
 def test_build_shards_reports_every_file_and_writes_each_clip_once(corpus, features, tmp_path):
   root, files = corpus
-  clips = {}
+  clips, digests = {}, {}
   for f in files[:-1]:
-    clips[f.relpath] = len(segment(load_audio(f.path)))
-  plan = shards.plan([(f, clips[f.relpath]) for f in files[:-1]], SIZE)
+    x = load_audio(f.path)
+    clips[f.relpath], digests[f.relpath] = len(segment(x)), audio_digest(x)
+  plan = shards.plan([(f, clips[f.relpath], digests[f.relpath]) for f in files[:-1]], SIZE)
   assert sum(clips.values()) == 15 and len(plan.tasks) == 3
 
   with TestPipeline() as p:

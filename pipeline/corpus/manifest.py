@@ -9,7 +9,7 @@ import csv
 import json
 import os
 
-from pipeline.corpus.tree import CorpusFile, is_audio, printable, special_kind
+from pipeline.corpus.tree import CorpusFile, escape, is_audio, special_kind
 
 
 def matches(root: str) -> bool:
@@ -50,9 +50,9 @@ def files(manifest_path: str):
                         f"found {sorted(rows[0][1])}")
   for line, row in rows:
     rel = str(row.get("path") or "").strip()
-    speaker = str(row.get("speaker") or "").strip()
+    speaker = escape(str(row.get("speaker") or "").strip())
     path = os.path.normpath(os.path.join(root, rel))
-    shown = (printable(os.path.relpath(path, root).replace(os.sep, "/")) if rel
+    shown = (escape(os.path.relpath(path, root).replace(os.sep, "/")) if rel
              else f"<line {line}: empty path>")
     f = CorpusFile(path, shown, speaker or None, str(row.get("group") or row.get("session")
                                                      or shown))

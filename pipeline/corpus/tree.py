@@ -15,8 +15,13 @@ CORPUS_REASONS = {
     "not_audio": "not an audio file (by its extension)",
     "outside_root": "resolves to a path outside the corpus root",
     "no_speaker": "not inside a speaker folder of the layout",
-    "missing": "listed in the manifest but not found",
-    "duplicate": "listed more than once in the manifest",
+    "missing": "the path leads to no file (a dangling symlink, a symlink loop, or a "
+               "manifest row naming no file)",
+    "duplicate": "the same file as another one listed (a symlink, a hard link or a "
+                 "repeated manifest row): listed once, under the name in the detail",
+    "linked_folder": "a symlink to a folder inside the corpus: its files are listed "
+                     "under the folder it points to",
+    "empty_folder": "a folder with no file in it",
     "unreadable": "the file or its folder cannot be read",
     "special_file": "not a regular file (FIFO, socket or device): never opened",
 }
@@ -53,13 +58,61 @@ class CorpusFile:
     return dataclasses.replace(self, status=status, detail=detail)
 
 
-def printable(relpath: str) -> str:
-  """File names that are not valid UTF-8 (surrogate-escaped by os) made printable."""
-  try:
-    relpath.encode("utf-8")
+def escape(relpath: str) -> str:
+  """A file or speaker name as the report, the examples' keys and the class
+  labels show it: unique and reversible (`unescape`) for any name the OS
+  can hold, and safe in TFDS's label file (one name a line, stripped).
+
+  A backslash escapes: the backslash itself (\\\\); a byte that is not UTF-8
+  (\\x80-\\xff; os.fsdecode keeps it as a surrogate); an ASCII control
+  character (\\x00-\\x1f, \\x7f); any other character that is not printable
+  or is white space at either end of a path component (\\uNNNN, \\UNNNNNNNN).
+  Other names are unchanged.
+  """
+  if relpath.isprintable() and "\\" not in relpath and not _edge_space(relpath):
     return relpath
-  except UnicodeEncodeError:
-    return os.fsencode(relpath).decode("utf-8", "backslashreplace")
+  return "/".join(_escape_component(part) for part in relpath.split("/"))
+
+
+def unescape(shown: str) -> str:
+  """The name `escape` was given (undecodable bytes as os.fsdecode keeps them)."""
+  out, i = [], 0
+  while i < len(shown):
+    if shown[i] != "\\":
+      out.append(shown[i])
+      i += 1
+      continue
+    kind = shown[i + 1]
+    if kind == "\\":
+      out.append("\\")
+      i += 2
+      continue
+    width = {"x": 2, "u": 4, "U": 8}[kind]
+    code = int(shown[i + 2:i + 2 + width], 16)
+    out.append(chr(0xDC00 + code if kind == "x" and code >= 0x80 else code))
+    i += 2 + width
+  return "".join(out)
+
+
+def _edge_space(relpath: str) -> bool:
+  return any(part != part.strip() for part in relpath.split("/"))
+
+
+def _escape_component(part: str) -> str:
+  out = []
+  for i, c in enumerate(part):
+    code = ord(c)
+    if c == "\\":
+      out.append("\\\\")
+    elif 0xDC80 <= code <= 0xDCFF:                 # an undecodable byte, surrogate-escaped
+      out.append(f"\\x{code - 0xDC00:02x}")
+    elif code < 0x20 or code == 0x7F:
+      out.append(f"\\x{code:02x}")
+    elif not c.isprintable() or (c.isspace() and i in (0, len(part) - 1)):
+      out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    else:
+      out.append(c)
+  return "".join(out)
 
 
 def is_url(path: str) -> bool:
@@ -95,25 +148,34 @@ def walk(root: str) -> Iterator[tuple[str, str, CorpusFile | None]]:
   errors = []
   for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
     dirnames.sort()
+    if not filenames and not dirnames and dirpath != root:
+      rel = _relative(dirpath, root) + "/"
+      yield dirpath, rel, CorpusFile(dirpath, rel, status="empty_folder")
     for name in sorted(filenames) + sorted(d for d in dirnames if os.path.islink(
         os.path.join(dirpath, d))):
       path = os.path.join(dirpath, name)
-      rel = printable(os.path.relpath(path, root).replace(os.sep, "/"))
+      rel = _relative(path, root)
       refusal = None
       real = os.path.realpath(path)
       if os.path.islink(path) and os.path.commonpath([real, real_root]) != real_root:
-        refusal = CorpusFile(path, rel, status="outside_root", detail=f"-> {real}")
+        refusal = CorpusFile(path, rel, status="outside_root", detail=f"-> {escape(real)}")
       elif os.path.isdir(path):
-        continue  # a symlinked folder inside the root is walked through its target
+        # os.walk does not follow it: its files are listed under its target.
+        refusal = CorpusFile(path, rel + "/", status="linked_folder",
+                             detail=f"-> {_relative(real, real_root)}/")
       elif not os.path.exists(path):
         refusal = CorpusFile(path, rel, status="missing", detail=_broken_link(path))
       elif special_kind(path):
         refusal = CorpusFile(path, rel, status="special_file", detail=special_kind(path))
-      yield path, rel, refusal
+      yield path, refusal.relpath if refusal else rel, refusal
   for err in errors:
-    rel = printable(os.path.relpath(err.filename, root).replace(os.sep, "/"))
+    rel = _relative(err.filename, root)
     yield err.filename, rel + "/", CorpusFile(err.filename, rel + "/", status="unreadable",
                                               detail=err.strerror or str(err))
+
+
+def _relative(path: str, root: str) -> str:
+  return escape(os.path.relpath(path, root).replace(os.sep, "/"))
 
 
 def _broken_link(path: str) -> str:

@@ -200,8 +200,16 @@ def _as_written(records: list[dict], written: list[dict]) -> list[dict]:
   changed after the analysis pass."""
   outcome = {f["file"]: dict(f, split=shard["split"]) for shard in written
              for f in shard["files"]}
+  corrections = {r["file"]: r for r in records if r.get("correction")}
   out = []
   for r in records:
+    if r.get("correction"):
+      continue
+    if r["file"] in corrections:          # a duplicate: decoded, then left out by the plan
+      fix = corrections[r["file"]]
+      out.append(dict(r, status=fix["status"], reason=fix["reason"], detail=fix["detail"],
+                      clips=0))
+      continue
     o = outcome.get(r["file"])
     if o is None:
       out.append(r)
