@@ -26,6 +26,7 @@ Writes --out (JSON) and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 import os
@@ -38,6 +39,8 @@ import time
 import numpy as np
 import psutil
 import soundfile as sf
+
+from benchmarks.measure import run_measured
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR, SECONDS, POOL = 16000, 4.0, 400
@@ -85,36 +88,17 @@ def subset(full: str, folder: str, files: int) -> str:
   return folder
 
 
-def tree_rss(proc: psutil.Process) -> tuple[int, int, int]:
-  """(whole tree, the launcher, the largest descendant) in bytes."""
-  sizes = []
-  for p in [proc] + proc.children(recursive=True):
-    try:
-      sizes.append(p.memory_info().rss)
-    except psutil.Error:
-      sizes.append(0)
-  return sum(sizes), sizes[0], max(sizes[1:], default=0)
-
-
 def build(corpus: str, data_dir: str, image_size: int, extra: list[str], repo: str = ROOT):
   shutil.rmtree(data_dir, ignore_errors=True)
   cmd = [sys.executable, "-m", "pipeline.build", "--input", corpus, "--name", "bench",
          "--image_size", str(image_size), "--data_dir", data_dir, "--runner=DirectRunner",
          *extra]
-  t0 = time.perf_counter()
-  proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
-                                   PYTHONPATH=repo))
-  ps, peak, launcher, worker = psutil.Process(proc.pid), 0, 0, 0
-  while proc.poll() is None:
-    total, own, largest = tree_rss(ps)
-    peak, launcher, worker = max(peak, total), max(launcher, own), max(worker, largest)
-    time.sleep(0.1)
-  seconds = time.perf_counter() - t0
-  out, err = proc.communicate()
-  if proc.returncode:
-    raise SystemExit(f"{' '.join(cmd)} failed:\n{err.decode()[-3000:]}")
-  version = os.path.join(data_dir, "a2i_speakers", "bench", "1.0.0")
+  run = run_measured(cmd, cwd=repo, env={"PYTHONPATH": repo})
+  seconds, peak = run["seconds"], run["peak_rss"]
+  launcher, worker = run["peak_rss_launcher"], run["peak_rss_largest_child"]
+  if run["returncode"]:
+    raise SystemExit(f"{' '.join(cmd)} failed:\n{run['stderr'][-3000:]}")
+  (version,) = glob.glob(os.path.join(data_dir, "a2i_speakers", "bench", "*.*.*"))
   with open(os.path.join(version, "build_report.json")) as f:
     clips = json.load(f)["summary"]["clips"]
   with open(os.path.join(version, "dataset_info.json")) as f:

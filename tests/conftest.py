@@ -1,13 +1,10 @@
-"""Shared fixtures: real decoded speech from eSpeak NG voices, tones, a tmp corpus."""
+"""Shared fixtures: real decoded speech from eSpeak NG voices, real human speech."""
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from pipeline.audio import to_working_rate
 from pipeline.espeak import synthesize
 
-SR = 16000
 SENTENCE = "The birch canoe slid on the smooth planks, glue the sheet to the dark blue background."
 
 
@@ -19,17 +16,6 @@ def speech():
     x, rate = synthesize(SENTENCE, voice, rate=150, pitch=pitch)
     out[voice] = to_working_rate(x, rate)
   return out
-
-
-def tone(freq, seconds, amp=0.5, sr=SR, phase=0.0):
-  t = np.arange(int(seconds * sr)) / sr
-  return (amp * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
-
-
-def write_wav(path, x, sr=SR, subtype="PCM_16"):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  sf.write(str(path), x, sr, subtype=subtype)
-  return path
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import soundfile as sf
 from pipeline.audio import AudioError, load_audio
 from pipeline.clips import segment
 from pipeline.spec import DEFAULT_SPEC
-from tests.conftest import SR, tone, write_wav
+from tests.helpers import SR, tone, write_wav
 
 S = DEFAULT_SPEC
 

@@ -15,47 +15,11 @@ from threadpoolctl import threadpool_limits
 from pipeline.audio import load_audio
 from pipeline.clips import segment
 from pipeline.encode import encode_clip
-from pipeline.espeak import synthesize
-from tests.conftest import write_wav
+from tests.helpers import ENV, build, example_digests, make_corpus, write_wav
 
 from tfds_a2i import Builder
 
 VERSION = str(Builder.VERSION)
-
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-VOICES = {"ana": ("en+f3", 70), "ben": ("en+m3", 30), "cyd": ("en-us+m1", 45)}
-
-
-def make_corpus(root, utterances=5):
-  """Three eSpeak NG voices, a long recording, and the usual broken files."""
-  for speaker, (voice, pitch) in VOICES.items():
-    for i in range(utterances):
-      x, sr = synthesize(f"Sentence {i} of the tests, read by {speaker} at an even pace.",
-                         voice, rate=150 + 7 * i, pitch=pitch)
-      write_wav(root / speaker / f"{speaker}_{i}.wav", x, sr)
-  long = np.concatenate([synthesize("A much longer recording that keeps going on and on, "
-                                    "sentence after sentence, for the segmenter.", "en+f3",
-                                    rate=120, pitch=70)[0]] * 2)
-  write_wav(root / "ana" / "long take.wav", long, 22050)
-  (root / "ben" / "empty.wav").write_bytes(b"")
-  (root / "ben" / "noise.wav").write_bytes(os.urandom(3000))
-  whole = (root / "cyd" / "cyd_0.wav").read_bytes()
-  (root / "cyd" / "cut.wav").write_bytes(whole[:40])                 # header cut short
-  (root / "cyd" / "half.wav").write_bytes(whole[:len(whole) // 2])   # data cut short
-  write_wav(root / "cyd" / "silence.wav", np.zeros(32000, np.float32))
-  write_wav(root / "cyd" / "blip.wav",
-            (0.5 * np.sin(np.arange(320) * 2 * np.pi * 440 / 16000)).astype(np.float32))
-  (root / "NOTES.md").write_text("recorded in a quiet room\n")
-  return root
-
-
-def build(args, data_dir, check=True):
-  out = subprocess.run([sys.executable, "-m", "pipeline.build", "--data_dir", str(data_dir),
-                        "--runner=DirectRunner", *args], capture_output=True, text=True, env=ENV)
-  if check:
-    assert out.returncode == 0, out.stderr[-3000:]
-  return out
-
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
@@ -139,21 +103,6 @@ def test_tfds_load_in_a_fresh_process_without_our_code(built):
   assert out.returncode == 0, out.stderr[-2000:]
   counts = report["summary"]["clips_per_split"]
   assert out.stdout.split() == [str(counts[s]) for s in ("train", "validation", "test")]
-
-
-def example_digests(data_dir, name="a2i_speakers/voices_64"):
-  """(split, position in split) -> hash of every feature, in the order tfds reads them."""
-  import tensorflow_datasets as tfds
-
-  builder = tfds.builder(name, data_dir=str(data_dir))
-  out = {}
-  for split in builder.info.splits:
-    for i, ex in enumerate(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))):
-      h = hashlib.sha256()
-      for key in sorted(ex):
-        h.update(key.encode() + np.asarray(ex[key]).tobytes())
-      out[(split, i)] = h.hexdigest()
-  return out
 
 
 def shard_digests(data_dir, name="voices_64"):

@@ -9,7 +9,7 @@ import pytest
 from pipeline import splits
 from pipeline.corpus import detect_layout, list_corpus
 from pipeline.corpus.manifest import ManifestError
-from tests.conftest import tone, write_wav
+from tests.helpers import tone, write_wav
 
 X = tone(200.0, 1.0)
 

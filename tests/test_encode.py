@@ -12,7 +12,7 @@ from pipeline.audio import AudioError
 from pipeline.encode import decode_green, encode, encode_clip, main, si_snr
 from pipeline.audio import load_audio, resample, to_working_rate
 from pipeline.spec import DEFAULT_SPEC, GRID, cell_origin, cell_size
-from tests.conftest import SR, tone, write_wav
+from tests.helpers import SR, tone, write_wav
 
 S = DEFAULT_SPEC
 

@@ -8,7 +8,7 @@ import scipy.fft
 from pipeline import features
 from pipeline.audio import load_audio
 from pipeline.spec import DEFAULT_SPEC, TRACK_INDEX
-from tests.conftest import SR, tone
+from tests.helpers import SR, tone
 
 S = DEFAULT_SPEC
 

@@ -5,29 +5,31 @@ import pytest
 
 from pipeline import planes
 from pipeline.encode import encode_clip
-from pipeline.spec import GRID, TRACKS, cell_origin, cell_size
+from pipeline.spec import DEFAULT_SPEC as S, GRID, TRACKS, cell_origin, cell_size
 
 
-@pytest.mark.parametrize("size", [64, 128, 512])   # cells of 9, 18 and 73 px: odd and even
-def test_cell_pooling_returns_the_red_statistics(speech, size):
-  """Pooling a real clip's red plane onto the half-cells gives back its 94
-  quantised statistics, median and mean apart, in track order."""
-  from trainer.models import CellPooling
+@pytest.mark.parametrize("size", [64, 128, 256, 512])   # cells of 9, 18, 36 and 73 px
+def test_cell_reader_returns_what_the_encoder_wrote(speech, size):
+  """Reading a real clip's red and blue planes gives back, per track, its two
+  quantised statistics and its quantised time course: one value per frame
+  where cells hold every frame (256, 512 px), every pixel where pixels
+  average frames (64, 128 px)."""
+  from pipeline.features import describe
+  from trainer.models import CellReader
 
   clip = encode_clip(speech["en+m3"], size)
-  pooled = np.asarray(CellPooling()(clip.image[None].astype(np.float32)))[0]
-  assert pooled.shape == (GRID, 2 * GRID, 3)
-  red = pooled[..., 0].reshape(GRID * GRID, 2)
+  read = np.asarray(CellReader("rb", S.clip_frames)(clip.image[None][..., [0, 2]]
+                                                    .astype(np.float32)))[0]
   expected = planes.quantize(planes.to_unit(clip.descriptors.reshape(len(TRACKS), 2)))
-  np.testing.assert_allclose(red[:len(TRACKS)], expected, atol=1e-3)
-  assert (red[len(TRACKS):] == 0).all()                     # the spare cells
-  # Blue: each half-cell average is the mean of that half of the track's patch.
+  np.testing.assert_array_equal(read[:, :2], expected)
   p = cell_size(size)
-  for k in (0, 2, len(TRACKS) - 1):
-    r, c = cell_origin(k, size)
-    patch = clip.image[r:r + p, c:c + p, 2].astype(np.float64)
-    np.testing.assert_allclose(pooled[k // GRID, 2 * (k % GRID):2 * (k % GRID) + 2, 2],
-                               [patch[:, :p // 2].mean(), patch[:, p // 2:].mean()], rtol=1e-4)
+  if p * p >= S.clip_frames:
+    tracks = planes.quantize(planes.to_unit(describe(speech["en+m3"]).tracks))
+    np.testing.assert_array_equal(read[:, 2:], tracks)
+  else:
+    for k in (0, 2, len(TRACKS) - 1):
+      r, c = cell_origin(k, size)
+      np.testing.assert_array_equal(read[k, 2:], clip.image[r:r + p, c:c + p, 2].reshape(-1))
 
 
 @pytest.mark.parametrize("planes_", ["rgb", "r", "g", "b", "rg", "rb", "gb"])
@@ -38,8 +40,9 @@ def test_cells_model_takes_any_planes(planes_):
 
   model = build_model("cells", 64, planes_, 5)
   names = {layer.name for layer in model.layers}
-  assert ("cell_pool" in names) == any(c in planes_ for c in "rb")
-  assert any(n.startswith("conv2d") for n in names) == ("g" in planes_)
+  assert ("cell_reader" in names) == any(c in planes_ for c in "rb")
+  assert ("green_waveform" in names) == ("g" in planes_)
+  assert model.get_layer("embedding") is not None
   x = np.random.default_rng(0).integers(0, 256, (2, 64, 64, len(planes_))).astype(np.float32)
   probs = np.asarray(model(x, training=False))
   assert probs.shape == (2, 5) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
@@ -67,3 +70,18 @@ def test_unknown_planes_or_model_refused():
     build_model("cells", 64, "rx", 3)
   with pytest.raises(ValueError, match="unknown model"):
     build_model("vgg", 64, "rgb", 3)
+
+
+@pytest.mark.parametrize("size", [64, 256, 512])
+def test_green_waveform_reads_back_the_encoded_clip(speech, size):
+  """The waveform branch's input is the clip: the green plane unfolded in
+  raster order, the encoder's mu-law undone, averaged down to at most 16 kHz."""
+  from trainer.models import GreenWaveform
+
+  image = encode_clip(speech["en+f3"], size).image
+  layer = GreenWaveform()
+  got = np.asarray(layer(image[None, ..., 1:2].astype(np.float32) / 255.0))[0, :, 0]
+  linear = planes._from_pixels(image[..., 1].reshape(-1), S)        # raster order
+  pool = layer.pool(size)
+  assert pool == max(1, size * size // S.clip_samples) and layer.rate(size) <= S.sample_rate
+  np.testing.assert_allclose(got, linear.reshape(-1, pool).mean(axis=1), atol=2e-5)

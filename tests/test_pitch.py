@@ -16,7 +16,7 @@ from pipeline.audio import load_audio
 from pipeline.corpus import list_corpus
 from pipeline.features import describe
 from pipeline.spec import DEFAULT_SPEC, TRACK_INDEX
-from tests.conftest import SR, tone
+from tests.helpers import SR
 
 F0, HNR = TRACK_INDEX["f0"], TRACK_INDEX["hnr"]
 

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from pipeline.espeak import synthesize
-from tests.test_build import ENV, build, example_digests, make_corpus
+from tests.helpers import ENV, build, example_digests, make_corpus
 
 from tfds_a2i import Builder
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -11,17 +12,18 @@ import numpy as np
 import pytest
 
 from pipeline import demo
+from tests.helpers import ENV, cli
 
 from tfds_a2i import Builder
 
 VERSION = str(Builder.VERSION)
 
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 VOICES = (demo.Voice("hi", "en+f3", 80), demo.Voice("mid", "en-us+m1", 50),
           demo.Voice("lo", "en+m3", 15))
 
 
 def run(module, *args, check=True, env=ENV):
+  """`python -m module` in a subprocess (builds, and runs that are killed)."""
   out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                        env=env)
   if check:
@@ -43,7 +45,7 @@ def dataset(tmp_path_factory):
 def trained(dataset, tmp_path_factory):
   data_dir, _ = dataset
   output = tmp_path_factory.mktemp("run")
-  run("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+  cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
       "--output", str(output), "--epochs", "25", "--batch_size", "8")
   with open(output / "metrics.json") as f:
     return output, json.load(f)
@@ -67,17 +69,45 @@ def test_metrics_schema_and_consistency(trained, dataset):
   assert [m["per_speaker"][s]["support"] for s in m["speakers"]] == cm.sum(axis=1).tolist()
   assert m["test_accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
   assert m["channels"] == "rgb"
-  assert m["dataset"] == {"name": "a2i_speakers", "config": "three", "version": VERSION}
+  assert {k: m["dataset"][k] for k in ("name", "config", "version")} == {
+      "name": "a2i_speakers", "config": "three", "version": VERSION}
+  assert len(m["dataset"]["fingerprint"]) == 16
   with open(output / "history.csv") as f:
     assert m["epochs_run"] == len(f.read().strip().splitlines()) - 1 >= 1
   for name in ("confusion_matrix.png", "training_curves.png", "samples.png", "model.keras",
-               "encoding.json"):
+               "encoding.json", "config.json", "speakers.json"):
     assert (output / name).stat().st_size > 0, name
   assert any((output / "logs").rglob("*tfevents*"))
   with open(output / "encoding.json") as f:
     enc = json.load(f)
   assert enc["image_size"] == 64 and enc["channels"] == "rgb"
   assert enc["encoding"]["clip_seconds"] == pytest.approx(4.096)
+  with open(output / "config.json") as f:
+    config = json.load(f)
+  assert config["settings"]["dataset"] == "a2i_speakers/three"
+  assert config["settings"]["epochs"] == 25 and config["settings"]["batch_size"] == 8
+  assert config["dataset"] == m["dataset"] and config["versions"]["encoding_spec"] == "2.0.0"
+
+
+def test_a_run_replays_from_its_config_and_folders_are_not_mixed(trained, dataset, tmp_path):
+  """--config RUN/config.json trains the same settings again (into another
+  folder); a folder holding another run (other model, dataset...) is refused
+  before anything is trained."""
+  output, _ = trained
+  data_dir, _ = dataset
+  other = cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+              "--output", str(output), "--model", "paper", check=False)
+  assert other.returncode == 2 and "holds another run (model=cells" in other.stderr
+  short = tmp_path / "short"
+  cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(short), "--epochs", "2", "--batch_size", "8", "--seed", "3")
+  cli("trainer.fit", "--config", str(short / "config.json"), "--output", str(tmp_path / "again"))
+  with open(short / "config.json") as f, open(tmp_path / "again" / "config.json") as g:
+    first, second = json.load(f), json.load(g)
+  assert {**first["settings"], "output": None} == {**second["settings"], "output": None}
+  assert first["dataset"] == second["dataset"]
+  with open(tmp_path / "again" / "metrics.json") as f:
+    assert json.load(f)["epochs_run"] == 2
 
 
 def test_predict_agrees_with_the_model_on_the_dataset_images(trained, dataset):
@@ -91,7 +121,7 @@ def test_predict_agrees_with_the_model_on_the_dataset_images(trained, dataset):
   test = tfds.as_numpy(tfds.load("a2i_speakers/three", split="test", data_dir=str(data_dir)))
   examples = list(test)[:5]
   files = [os.path.join(corpus, ex["recording"].decode()) for ex in examples]
-  out = run("trainer.predict", "--model", str(output / "model.keras"), *files,
+  out = cli("trainer.predict", "--model", str(output / "model.keras"), *files,
             os.path.join(corpus, "nope.wav"), check=False)
   assert out.returncode == 1                                   # one file failed ...
   assert "nope.wav: error:" in out.stderr
@@ -101,6 +131,46 @@ def test_predict_agrees_with_the_model_on_the_dataset_images(trained, dataset):
     image = ex["image"][None].astype(np.float32)
     expected = settings["speakers"][int(np.argmax(model.predict(image, verbose=0)))]
     assert line.split("\t")[2] == expected
+  # --json, and the open-set answer: nothing is that close to a speaker (1.01),
+  # everything is (-1), 'auto' is the run's own threshold.
+  long = cli("trainer.predict", "--model", str(output / "model.keras"), "--json",
+             "--threshold", "1.01", *files[:2])
+  for line, path in zip(long.stdout.strip().splitlines(), files[:2]):
+    answer = json.loads(line)
+    assert answer["file"] == path and answer["speaker"] == "unknown"
+    assert all(c["speaker"] == "unknown" for c in answer["clips"]) and answer["threshold"] == 1.01
+  open_all = json.loads(cli("trainer.predict", "--model", str(output / "model.keras"), "--json",
+                            "--threshold", "-1", files[0]).stdout)
+  assert open_all["speaker"] == lines[0].split("\t")[2]
+  with open(output / "speakers.json") as f, open(output / "metrics.json") as g:
+    assert json.load(f)["threshold_95"] == json.load(g)["open_set_threshold_95"]
+
+
+def test_predict_bounds_memory_on_a_long_recording(trained, dataset, tmp_path):
+  """A recording of many clips is encoded and scored a batch at a time: one
+  line per clip, one overall line, whatever its length."""
+  import soundfile as sf
+
+  from trainer import predict
+
+  output, _ = trained
+  _, corpus = dataset
+  x, sr = sf.read(os.path.join(corpus, "hi", sorted(os.listdir(os.path.join(corpus, "hi")))[0]))
+  sf.write(str(tmp_path / "long.wav"), np.tile(x, 60), sr)   # ~ 3 minutes
+  class Batches(list):          # stands in for the progress bar: records each batch's size
+    def update(self, n):
+      self.append(n)
+
+  batches = Batches()
+  model, settings = predict.load_run(str(output / "model.keras"))
+  clips, probs, embeddings = predict.predict_file(model, settings, str(tmp_path / "long.wav"),
+                                                  progress=batches)
+  assert len(clips) == len(probs) == len(embeddings) == sum(batches) > predict.BATCH
+  assert max(batches) <= predict.BATCH
+  out = cli("trainer.predict", "--model", str(output / "model.keras"), str(tmp_path / "long.wav"))
+  lines = out.stdout.strip().splitlines()
+  assert len(lines) == len(clips) + 1
+  assert lines[-1].split("\t")[1] == f"overall ({len(clips)} clips)"
 
 
 def test_resume_after_kill(dataset, tmp_path):
@@ -119,8 +189,11 @@ def test_resume_after_kill(dataset, tmp_path):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   assert len(history.read_text().strip().splitlines()) < 6, "finished before it was killed"
-  out = subprocess.run(args, capture_output=True, text=True, env=ENV)
-  assert out.returncode == 0, out.stderr[-2000:]
+  # The killed run already predicts, with its best checkpoint so far.
+  wav = next(p for p in (pathlib.Path(dataset[1]) / "hi").iterdir())
+  early = cli("trainer.predict", "--model", str(tmp_path / "model.keras"), str(wav))
+  assert early.stdout.split("\t")[2] in [v.speaker for v in VOICES]
+  out = cli(*args[2:])
   first_epoch = next(l for l in out.stdout.splitlines() if l.startswith("Epoch "))
   assert first_epoch != "Epoch 1/5"                            # resumed, not restarted
   with open(tmp_path / "metrics.json") as f:
@@ -130,10 +203,10 @@ def test_resume_after_kill(dataset, tmp_path):
 def test_channel_subsets_change_the_model_input(dataset, tmp_path):
   import keras
 
-  from trainer import models  # noqa: F401
+  import trainer.models  # noqa: F401  (registers the layers for loading)
 
   data_dir, _ = dataset
-  run("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+  cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
       "--output", str(tmp_path), "--epochs", "1", "--channels", "rb", "--model", "paper")
   model = keras.saving.load_model(str(tmp_path / "model.keras"), safe_mode=True)
   assert model.input_shape == (None, 64, 64, 2)
@@ -142,11 +215,54 @@ def test_channel_subsets_change_the_model_input(dataset, tmp_path):
   assert (m["channels"], m["model"]) == ("rb", "paper")
 
 
-def test_missing_dataset_says_how_to_build_it(tmp_path):
-  out = run("trainer.fit", "--data_dir", str(tmp_path), "--output", str(tmp_path / "run"),
-            check=False)
+@pytest.mark.parametrize("dataset,command", [
+    ("a2i_speakers", "python -m pipeline.build --runner=DirectRunner"),
+    ("a2i_speakers/voices20_128", "python -m pipeline.build --demo voices20 --image_size 128"),
+    ("a2i_speakers/dev-clean_256",
+     "python -m pipeline.build --input YOUR_CORPUS/dev-clean --image_size 256"),
+])
+def test_missing_dataset_says_how_to_build_it(tmp_path, dataset, command):
+  out = cli("trainer.fit", "--dataset", dataset, "--data_dir", str(tmp_path), "--output",
+            str(tmp_path / "run"), check=False)
   assert out.returncode == 2
-  assert "python -m pipeline.build" in out.stderr and "Traceback" not in out.stderr
+  assert f"build it with: {command} --data_dir {tmp_path}" in out.stderr
+
+
+def test_mixed_precision_loss_matches_float32_on_a_fixed_batch():
+  """The GPU's mixed float16 computes the same loss as float32, to float16's
+  precision, from the same weights on the same batch (checked on CPU)."""
+  import keras
+
+  from trainer.models import build_model
+
+  x = np.random.default_rng(2).integers(0, 255, (8, 128, 128, 3)).astype(np.float32)
+  y = np.arange(8) % 4
+  loss = keras.losses.SparseCategoricalCrossentropy()
+  keras.utils.set_random_seed(0)
+  reference = build_model("cells", 128, "rgb", 4)
+  want = float(loss(y, reference(x, training=False)))
+  keras.mixed_precision.set_global_policy("mixed_float16")
+  try:
+    mixed = build_model("cells", 128, "rgb", 4)
+    mixed.set_weights(reference.get_weights())
+    got = float(loss(y, mixed(x, training=False)))
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+  assert got == pytest.approx(want, rel=2e-2)
+
+
+def test_training_shows_a_progress_bar_on_a_terminal():
+  """Keras's per-step bar (with its ETA) on a terminal, one line per epoch in a log."""
+  import pty
+
+  code = "from trainer.train import verbosity; print('verbosity', verbosity())"
+  piped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+  assert piped.stdout.strip() == "verbosity 2"
+  leader, follower = pty.openpty()
+  proc = subprocess.Popen([sys.executable, "-c", code], stdout=follower, stderr=follower, env=ENV)
+  proc.wait()
+  os.close(follower)
+  assert b"verbosity 1" in os.read(leader, 1000)
 
 
 def test_mixed_precision_path_runs_on_cpu():
@@ -170,23 +286,27 @@ def test_mixed_precision_path_runs_on_cpu():
     keras.mixed_precision.set_global_policy("float32")
 
 
-def test_strategy_on_this_machine():
-  from trainer.fit import strategy_and_precision
-  import tensorflow as tf
+def test_precision_follows_the_setting():
+  import keras
 
-  strategy, precision, gpus = strategy_and_precision()
-  assert gpus == len(tf.config.list_physical_devices("GPU"))
-  assert precision == ("mixed_float16" if gpus else "float32")
-  assert strategy.num_replicas_in_sync == max(1, gpus)
+  from trainer.train import strategy_and_precision
+
+  try:
+    for choice in ("float32", "mixed_float16"):
+      _, precision, _ = strategy_and_precision(choice)
+      assert precision == choice == keras.mixed_precision.global_policy().name
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
 
 
 def test_ablation_rows_and_outputs(dataset, tmp_path):
   data_dir, _ = dataset
-  run("trainer.ablate", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
-      "--output", str(tmp_path), "--epochs", "2", "--seeds", "2", "--batch_size", "8")
+  cli("trainer.ablate", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(tmp_path), "--epochs", "2", "--seeds", "2", "--batch_size", "8",
+      "--rows", "RGB,descriptors_logreg,logmel_cnn")
   with open(tmp_path / "ablation.json") as f:
     rows = json.load(f)
-  assert list(rows) == ["R", "G", "B", "RGB", "descriptors_logreg", "logmel_cnn"]
+  assert list(rows) == ["RGB", "descriptors_logreg", "logmel_cnn"]
   for row in rows.values():
     assert 0.0 <= row["accuracy_mean"] <= 1.0 and row["accuracy_std"] >= 0.0
     assert len(row["accuracies"]) == 2
@@ -202,7 +322,7 @@ def test_ablation_rows_and_outputs(dataset, tmp_path):
 
 def test_scaling_rows_subsets_and_baseline(dataset, tmp_path):
   data_dir, _ = dataset
-  run("trainer.scaling", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+  cli("trainer.scaling", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
       "--output", str(tmp_path), "--counts", "2,all", "--seeds", "2", "--epochs", "2",
       "--batch_size", "8")
   with open(tmp_path / "scaling.json") as f:
@@ -215,14 +335,14 @@ def test_scaling_rows_subsets_and_baseline(dataset, tmp_path):
   assert baseline["3"]["accuracy_mean"] >= 0.9 and set(baseline) == {"2", "3"}
   assert (tmp_path / "scaling.png").stat().st_size and "| 3 |" in (
       tmp_path / "scaling.md").read_text()
-  bad = run("trainer.scaling", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+  bad = cli("trainer.scaling", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
             "--output", str(tmp_path), "--counts", "1,40", check=False)
   assert bad.returncode == 2 and "--counts must lie in 2..3" in bad.stderr
 
 
 def test_reconstruction_covers_every_clip(dataset, tmp_path):
   data_dir, _ = dataset
-  run("trainer.reconstruction", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+  cli("trainer.reconstruction", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
       "--output", str(tmp_path))
   with open(tmp_path / "reconstruction.json") as f:
     r = json.load(f)
@@ -246,7 +366,7 @@ def test_verification_on_unseen_speakers(tmp_path):
                             str(tmp_path / "corpus"))
   run("pipeline.build", "--input", corpus, "--name", "eight", "--image_size", "64",
       "--split_by", "speaker", "--splits", "50/0/50", "--data_dir", str(tmp_path / "tfds"))
-  run("trainer.verify", "--dataset", "a2i_speakers/eight", "--data_dir", str(tmp_path / "tfds"),
+  cli("trainer.verify", "--dataset", "a2i_speakers/eight", "--data_dir", str(tmp_path / "tfds"),
       "--output", str(tmp_path / "ver"), "--epochs", "6", "--batch_size", "8")
   with open(tmp_path / "ver" / "verification.json") as f:
     r = json.load(f)
@@ -260,20 +380,20 @@ def test_verification_on_unseen_speakers(tmp_path):
 
 def test_verification_refuses_shared_speakers(dataset, tmp_path):
   data_dir, _ = dataset
-  out = run("trainer.verify", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+  out = cli("trainer.verify", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
             "--output", str(tmp_path), check=False)
   assert out.returncode == 2 and "--split_by speaker" in out.stderr
 
 
 def test_first_layer_filters(dataset, trained, tmp_path):
   cells, _ = trained
-  out = run("trainer.filters", "--model", str(cells / "model.keras"), "--output",
+  out = cli("trainer.filters", "--model", str(cells / "model.keras"), "--output",
             str(tmp_path), check=False)
-  assert out.returncode == 2 and "--model paper" in out.stderr and "Traceback" not in out.stderr
+  assert out.returncode == 2 and "--model paper" in out.stderr
   data_dir, _ = dataset
-  run("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+  cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
       "--output", str(tmp_path / "paper"), "--epochs", "1", "--model", "paper")
-  run("trainer.filters", "--model", str(tmp_path / "paper" / "model.keras"), "--output",
+  cli("trainer.filters", "--model", str(tmp_path / "paper" / "model.keras"), "--output",
       str(tmp_path))
   with open(tmp_path / "filters.json") as f:
     planes = json.load(f)["planes"]
@@ -285,7 +405,6 @@ def test_first_layer_filters(dataset, trained, tmp_path):
 
 @pytest.mark.parametrize("module", ["trainer.scaling", "trainer.verify"])
 def test_study_flags_are_checked_before_anything_runs(module, tmp_path):
-  out = run(module, "--dataset", "a2i_speakers/none", "--data_dir", str(tmp_path),
+  out = cli(module, "--dataset", "a2i_speakers/none", "--data_dir", str(tmp_path),
             "--channels", "xyz", check=False)
   assert out.returncode == 2 and "invalid choice: 'xyz'" in out.stderr
-  assert "Traceback" not in out.stderr

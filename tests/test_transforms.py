@@ -26,7 +26,7 @@ from pipeline.encode import encode_clip
 from pipeline.espeak import synthesize
 from pipeline.spec import DEFAULT_SPEC
 from pipeline.transforms import BuildShards, WriteShard, audio_digest
-from tests.conftest import write_wav
+from tests.helpers import write_wav
 from tfds_a2i import A2iSpeakersConfig, Builder
 from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import ExampleSerializer
 

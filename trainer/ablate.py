@@ -31,7 +31,7 @@ def _parser():
   p.add_argument("--data_dir")
   p.add_argument("--output", default="runs/ablation")
   p.add_argument("--seeds", type=int, default=3)
-  study.add_training_flags(p, channels=False)
+  study.add_training_flags(p, skip=("output", "seed", "channels", "dataset", "data_dir"))
   p.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of the rows")
   return p
 
@@ -40,9 +40,14 @@ def main(argv=None) -> int:
   parser = _parser()
   args = parser.parse_args(argv)
   rows = args.rows.split(",")
-  if set(rows) - set(ROWS) or args.seeds < 1 or args.epochs < 1:
-    parser.error(f"--rows from {','.join(ROWS)}; --seeds and --epochs positive")
+  if set(rows) - set(ROWS) or args.seeds < 1:
+    parser.error(f"--rows from {','.join(ROWS)}; --seeds positive")
   from trainer import study
+
+  try:
+    study.config_of(args)
+  except ValueError as e:
+    parser.error(str(e))
 
   builder, data_dir = study.open_dataset_or_exit(args.dataset, args.data_dir)
   os.makedirs(args.output, exist_ok=True)
@@ -50,18 +55,20 @@ def main(argv=None) -> int:
   for row in rows:
     accuracies = []
     for seed in range(args.seeds):
+      config = study.config_of(args, seed=seed, data_dir=data_dir,
+                               channels=row.lower() if row in ("R", "G", "B", "RGB") else "rgb")
       if row in ("R", "G", "B", "RGB"):
-        acc = study.image_cnn_accuracy(args.dataset, data_dir, row.lower(), args, seed)
+        acc = study.image_cnn_accuracy(config)
       elif row == "descriptors_logreg":
         acc = study.descriptor_logreg_accuracy(builder, seed)
       else:
-        acc, notes["logmel_cnn"] = study.logmel_cnn_accuracy(builder, data_dir, args, seed)
+        acc, notes["logmel_cnn"] = study.logmel_cnn_accuracy(builder, data_dir, config)
       accuracies.append(acc)
       print(f"{row} seed {seed}: test accuracy {acc:.4f}", flush=True)
     results[row] = study.summary(accuracies)
-  protocol = {"dataset": study.identity(builder), "model": args.model, "epochs": args.epochs,
-              "seeds": args.seeds, "batch_size": args.batch_size,
-              "learning_rate": args.learning_rate, "notes": notes,
+  protocol = {"dataset": study.identity(builder), "config": study.config_of(args).__dict__,
+              "model": args.model, "epochs": args.epochs or "sized from the dataset",
+              "seeds": args.seeds, "notes": notes,
               "test_examples": builder.info.splits["test"].num_examples,
               "speakers": builder.info.features["speaker"].num_classes}
   study.write_table(args.output, "ablation", results, protocol,

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 CHANNELS = {"rgb": [0, 1, 2], "r": [0], "g": [1], "b": [2], "rg": [0, 1], "rb": [0, 2],
-            "gb": [1, 2]}
+            "gb": [1, 2]}       # the planes of each --channels choice (trainer.config.CHANNELS)
 
 
 class DatasetMissing(RuntimeError):
@@ -45,10 +45,21 @@ def open_dataset(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
 
 
 def _how_to_build(name, data_dir):
+  """The build command that makes `name`, as pipeline.build names configs:
+  <demo>[_<size>] for the built-in corpora, <folder>[_<size>] otherwise."""
+  from pipeline.demo import CORPORA
+
   where = f" in {data_dir}" if data_dir else ""
   config = name.split("/", 1)[1] if "/" in name else "demo"
-  hint = ("python -m pipeline.build --runner=DirectRunner" if config == "demo"
-          else f"python -m pipeline.build --input YOUR_CORPUS --name {config}")
+  base, _, size = config.rpartition("_")
+  if not (size.isdigit() and base):
+    base, size = config, ""
+  flags = f" --image_size {size}" if size else ""
+  if base in CORPORA:
+    hint = ("python -m pipeline.build --runner=DirectRunner" if base == "demo" and not size
+            else f"python -m pipeline.build --demo {base}{flags}")
+  else:
+    hint = f"python -m pipeline.build --input YOUR_CORPUS/{base}{flags}"
   return f"dataset {name} is not built{where}; build it with: {hint}" + (
       f" --data_dir {data_dir}" if data_dir else "")
 

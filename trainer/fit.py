@@ -1,111 +1,95 @@
 """Train and evaluate the speaker CNN on a2i_speakers.
 
     python -m trainer.fit                                  # the default dataset
-    python -m trainer.fit --dataset a2i_speakers/mycorpus_128 --channels rg --epochs 30
+    python -m trainer.fit --dataset a2i_speakers/mycorpus_128 --channels rg
+    python -m trainer.fit --config runs/a2i_speakers/config.json --output runs/again
 
-Writes to --output: model.keras (best on validation) with encoding.json
-beside it, metrics.json, confusion_matrix.png, training_curves.png,
-samples.png and TensorBoard logs. A killed run started again with the same
---output resumes from its last finished epoch.
+The run folder (default runs/<dataset>) gets config.json (every setting,
+the dataset's version and fingerprint, package versions: `--config` replays
+the run from it), encoding.json (what predict needs), model.keras (best on
+validation), metrics.json, figures and TensorBoard logs. A killed run started
+again with the same folder resumes from its last finished epoch; a folder
+holding another dataset's or model's run is refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from trainer.data import CHANNELS
-from trainer.models import MODELS
+from trainer.config import CONFIG_FILE, TrainConfig
+
+# Settings that make a run folder another run: reusing it would mix histories
+# or restore a backup of another network.
+_SAME_RUN = ("dataset", "data_dir", "model", "channels", "batch_size", "epochs", "seed")
 
 
 def _parser():
-  p = argparse.ArgumentParser(prog="python -m trainer.fit", description=__doc__.split("\n")[0])
-  p.add_argument("--dataset", default="a2i_speakers", help="name[/config] (default: %(default)s)")
-  p.add_argument("--data_dir", help="TFDS data dir (default: $TFDS_DATA_DIR or "
-                                    "~/tensorflow_datasets)")
-  p.add_argument("--output", default="runs/a2i_speakers", help="run folder (default: %(default)s)")
-  p.add_argument("--epochs", type=int, default=40,
-                 help="length of the learning-rate schedule; early stopping may end sooner")
-  p.add_argument("--batch_size", type=int, default=32)
-  p.add_argument("--channels", default="rgb", choices=tuple(CHANNELS))
-  p.add_argument("--model", default="cells", choices=MODELS)
-  p.add_argument("--learning_rate", type=float, default=1e-3,
-                 help="peak rate; a cosine takes it to 0 over --epochs")
-  p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs")
-  p.add_argument("--seed", type=int, default=0)
+  p = argparse.ArgumentParser(prog="python -m trainer.fit", description=__doc__.split("\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="\n".join(__doc__.split("\n")[2:5]))
+  p.add_argument("--config", help="config.json of an earlier run: train it again "
+                                  "(with --output, into another folder)")
+  TrainConfig.add_flags(p)
   return p
 
 
-def strategy_and_precision():
-  """MirroredStrategy with mixed float16 over the visible GPUs; the default
-  strategy in float32 on CPU."""
-  import keras
-  import tensorflow as tf
-
-  gpus = tf.config.list_physical_devices("GPU")
-  if gpus:
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    return tf.distribute.MirroredStrategy(), "mixed_float16", len(gpus)
-  keras.mixed_precision.set_global_policy("float32")
-  return tf.distribute.get_strategy(), "float32", 0
-
-
-def callbacks(output: str, patience: int, monitor: str):
-  import keras
-
-  return [
-      keras.callbacks.ModelCheckpoint(os.path.join(output, "model.keras"), monitor=monitor,
-                                      save_best_only=True),
-      keras.callbacks.BackupAndRestore(os.path.join(output, "backup")),
-      keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
-                                    restore_best_weights=True),
-      keras.callbacks.TensorBoard(os.path.join(output, "logs")),
-      keras.callbacks.CSVLogger(os.path.join(output, "history.csv"), append=True),
-  ]
+def _refuse_other_run(parser, folder: str, config: TrainConfig) -> None:
+  path = os.path.join(folder, CONFIG_FILE)
+  if not os.path.exists(path):
+    if os.path.exists(os.path.join(folder, "history.csv")):
+      parser.error(f"--output {folder} holds a run without {CONFIG_FILE}; choose another folder")
+    return
+  try:
+    previous = TrainConfig.load(path)
+  except (ValueError, TypeError, json.JSONDecodeError) as e:
+    parser.error(f"--output {folder}: unreadable {CONFIG_FILE} ({e}); choose another folder")
+  differ = [k for k in _SAME_RUN if getattr(previous, k) != getattr(config, k)]
+  if differ:
+    parser.error(f"--output {folder} holds another run ({', '.join(f'{k}={getattr(previous, k)}' for k in differ)}); "
+                 "choose another folder, or delete it to start over")
 
 
-def run(argv=None) -> int:
+def main(argv=None) -> int:
   parser = _parser()
   args = parser.parse_args(argv)
-  if args.epochs < 1 or args.batch_size < 1:
-    parser.error("--epochs and --batch_size must be positive")
-
-  import keras
-
-  from trainer import data, models, report
-
-  keras.utils.set_random_seed(args.seed)
   try:
-    splits = data.load(args.dataset, args.data_dir or os.environ.get("TFDS_DATA_DIR"),
-                       args.channels, args.batch_size, args.seed)
+    if args.config:
+      config = TrainConfig.load(args.config)
+      if args.output:
+        config = TrainConfig(**{**config.__dict__, "output": args.output})
+    else:
+      config = TrainConfig.from_args(args)
+  except (ValueError, OSError, json.JSONDecodeError) as e:
+    parser.error(str(e))
+  folder = config.run_folder
+  _refuse_other_run(parser, folder, config)
+
+  from trainer import data, report
+  from trainer.train import train
+
+  try:
+    builder = data.open_dataset(config.dataset, config.data_dir or os.environ.get("TFDS_DATA_DIR"))
   except data.DatasetMissing as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  os.makedirs(args.output, exist_ok=True)
-  strategy, precision, n_gpus = strategy_and_precision()
-  image_size = splits.info.features["image"].shape[0]
-  with strategy.scope():
-    model = models.compile_model(
-        models.build_model(args.model, image_size, args.channels, len(splits.speakers)),
-        args.learning_rate, decay_steps=args.epochs * splits.train_steps)
-  monitor = "val_loss" if splits.validation is not None else "loss"
-  started = time.time()
-  history = model.fit(splits.train, validation_data=splits.validation, epochs=args.epochs,
-                      callbacks=callbacks(args.output, args.patience, monitor), verbose=2)
-  seconds = time.time() - started
+  os.makedirs(folder, exist_ok=True)
+  config.save(folder, dataset=report.dataset_identity(builder))
+  report.write_encoding(folder, builder, config)   # predict works from the first checkpoint
+  result = train(config, folder=folder)
   # EarlyStopping restored the best weights, or training ran out its epochs:
   # either way save what is evaluated, so model.keras is the reported model.
-  model.save(os.path.join(args.output, "model.keras"))
-  metrics = report.write(model, splits, args, history=history, seconds=seconds,
-                         device=f"{n_gpus} GPU" if n_gpus else "CPU", precision=precision)
+  result.model.save(os.path.join(folder, "model.keras"))
+  metrics = report.write(result, config, folder)
   print(f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_examples']} clips, "
-        f"{len(splits.speakers)} speakers -> {args.output}")
+        f"{len(result.splits.speakers)} speakers, {metrics['epochs_run']} epochs in "
+        f"{result.seconds / 60:.1f} min -> {folder}")
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(run())
+  sys.exit(main())

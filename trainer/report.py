@@ -16,6 +16,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from trainer.data import CHANNELS
 
 ENCODING_FILE = "encoding.json"
+CENTROIDS_FILE = "speakers.json"
 
 
 def predict(model, ds):
@@ -43,19 +44,42 @@ def history_rows(output: str) -> list[dict]:
 
 
 def dataset_identity(builder) -> dict:
+  """Name, config, version, and a fingerprint of the prepared data (its
+  splits' shard lengths and sizes, its source and encoding): two builds
+  that differ in any example count or setting differ here."""
+  import hashlib
+
   config = getattr(builder, "builder_config", None)
+  info = builder.info
+  facts = {"splits": {k: [list(v.shard_lengths), v.num_bytes] for k, v in info.splits.items()},
+           "metadata": {k: info.metadata.get(k) for k in ("input", "corpus_fingerprint",
+                                                         "image_size", "split_by", "fractions")},
+           "encoding": dict(info.metadata.get("encoding", {}))}
   return {"name": builder.name, "config": config.name if config else None,
-          "version": str(builder.version)}
+          "version": str(builder.version),
+          "fingerprint": hashlib.sha256(json.dumps(facts, sort_keys=True, default=str)
+                                        .encode()).hexdigest()[:16]}
 
 
-def write(model, splits, args, history, seconds: float, device: str, precision: str) -> dict:
+def write_encoding(folder: str, builder, config) -> None:
+  """encoding.json: what trainer.predict needs to encode audio as the
+  model's training data was encoded (written when training starts)."""
+  with open(os.path.join(folder, ENCODING_FILE), "w") as f:
+    json.dump({"encoding": dict(builder.info.metadata.get("encoding", {})),
+               "image_size": int(builder.info.features["image"].shape[0]),
+               "channels": config.channels, "speakers": list(builder.info.features["speaker"].names),
+               "dataset": dataset_identity(builder), "model": config.model}, f, indent=1)
+
+
+def write(result, config, folder: str) -> dict:
+  model, splits = result.model, result.splits
   speakers = splits.speakers
   labels = list(range(len(speakers)))
   y, prob, first = predict(model, splits.test)
   pred = prob.argmax(axis=1)
   p, r, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
   cm = confusion_matrix(y, pred, labels=labels)
-  rows = history_rows(args.output)
+  rows = history_rows(folder)
   val_acc = None
   if splits.validation is not None:
     yv, probv, _ = predict(model, splits.validation)
@@ -69,32 +93,62 @@ def write(model, splits, args, history, seconds: float, device: str, precision: 
       "macro_f1": float(f1.mean()),
       "confusion_matrix": cm.tolist(),
       "speakers": speakers,
-      "channels": args.channels,
-      "model": args.model,
+      "channels": config.channels,
+      "model": config.model,
       "parameters": int(model.count_params()),
       "dataset": dataset_identity(splits.builder),
       "image_size": int(splits.info.features["image"].shape[0]),
-      "epochs_run": len(rows) or len(history.history.get("loss", [])),
+      "epochs_scheduled": result.epochs,
+      "epochs_run": len(rows) or len(result.history.history.get("loss", [])),
       "best_epoch": (int(np.argmin([h.get("val_loss", h["loss"]) for h in rows])) + 1
                      if rows else None),
-      "batch_size": args.batch_size,
-      "seed": args.seed,
-      "device": device,
-      "precision": precision,
-      "train_seconds_this_run": round(seconds, 1),
+      "batch_size": config.batch_size,
+      "seed": config.seed,
+      "device": result.device,
+      "precision": result.precision,
+      "train_seconds_this_run": round(result.seconds, 1),
   }
-  with open(os.path.join(args.output, "metrics.json"), "w") as f:
+  metrics["open_set_threshold_95"] = write_centroids(model, splits, folder)
+  with open(os.path.join(folder, "metrics.json"), "w") as f:
     json.dump(metrics, f, indent=1)
-  with open(os.path.join(args.output, ENCODING_FILE), "w") as f:
-    json.dump({"encoding": dict(splits.info.metadata.get("encoding", {})),
-               "image_size": metrics["image_size"], "channels": args.channels,
-               "speakers": speakers, "dataset": metrics["dataset"], "model": args.model}, f,
-              indent=1)
-  plot_confusion(cm, speakers, os.path.join(args.output, "confusion_matrix.png"))
-  plot_curves(rows, os.path.join(args.output, "training_curves.png"))
-  plot_samples(first, pred[:len(first[1])], speakers, args.channels,
-               os.path.join(args.output, "samples.png"))
+  plot_confusion(cm, speakers, os.path.join(folder, "confusion_matrix.png"))
+  plot_curves(rows, os.path.join(folder, "training_curves.png"))
+  plot_samples(first, pred[:len(first[1])], speakers, config.channels,
+               os.path.join(folder, "samples.png"))
   return metrics
+
+
+def write_centroids(model, splits, folder: str) -> float:
+  """speakers.json: each speaker's mean embedding over the training split,
+  and the cosine similarity above which 95 % of validation clips (test
+  clips without a validation split) lie to their own speaker's mean: what
+  `trainer.predict --threshold auto` accepts. Returns that threshold."""
+  import keras
+
+  embed = keras.Model(model.input, model.get_layer("embedding").output)
+
+  def embeddings(ds):
+    e, y = [], []
+    for x, labels in ds:
+      e.append(np.asarray(embed.predict_on_batch(x), np.float64))
+      y.append(labels.numpy())
+    return np.concatenate(e), np.concatenate(y)
+
+  train_e, train_y = embeddings(splits.train)
+  centroids = {s: train_e[train_y == k].mean(axis=0) for k, s in enumerate(splits.speakers)
+               if (train_y == k).any()}
+  held_e, held_y = embeddings(splits.validation if splits.validation is not None
+                              else splits.test)
+  similarity = [float(e @ centroids[splits.speakers[k]] / (
+      np.linalg.norm(e) * np.linalg.norm(centroids[splits.speakers[k]]) + 1e-12))
+      for e, k in zip(held_e, held_y) if splits.speakers[k] in centroids]
+  threshold = float(np.percentile(similarity, 5)) if similarity else 0.0
+  with open(os.path.join(folder, CENTROIDS_FILE), "w") as f:
+    json.dump({"centroids": {s: c.tolist() for s, c in centroids.items()},
+               "threshold_95": threshold,
+               "note": "cosine similarity of a clip's embedding to its speaker's mean "
+                       "training embedding; threshold_95 accepts 95 % of held-out clips"}, f)
+  return threshold
 
 
 def plot_confusion(cm, speakers, path):

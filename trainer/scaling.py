@@ -29,6 +29,10 @@ def main(argv=None) -> int:
   p.add_argument("--seeds", type=int, default=3)
   study.add_training_flags(p)
   args = p.parse_args(argv)
+  try:
+    study.config_of(args)
+  except ValueError as e:
+    p.error(str(e))
   import matplotlib
 
   matplotlib.use("Agg")
@@ -50,15 +54,16 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
       subset = sorted(np.random.default_rng(seed).permutation(n_all)[:k].tolist())
       subsets.append(subset)
-      cnn.append(study.image_cnn_accuracy(args.dataset, data_dir, args.channels, args, seed,
+      cnn.append(study.image_cnn_accuracy(study.config_of(args, seed=seed, data_dir=data_dir),
                                           speakers=None if k == n_all else subset))
       logreg.append(study.descriptor_logreg_accuracy(builder, seed, subset))
       print(f"{k} speakers, seed {seed}: CNN {cnn[-1]:.4f}, descriptors {logreg[-1]:.4f}",
             flush=True)
     results[str(k)] = {**study.summary(cnn), "chance": 1.0 / k, "speakers": subsets}
     baseline[str(k)] = study.summary(logreg)
-  protocol = {"dataset": study.identity(builder), "model": args.model, "channels": args.channels,
-              "epochs": args.epochs, "seeds": args.seeds, "batch_size": args.batch_size,
+  protocol = {"dataset": study.identity(builder), "config": study.config_of(args).__dict__,
+              "model": args.model, "channels": args.channels,
+              "epochs": args.epochs or "sized from the dataset", "seeds": args.seeds,
               "speakers": n_all, "test_examples": builder.info.splits["test"].num_examples,
               "descriptors_logreg": baseline}
   study.write_table(args.output, "scaling", results, protocol,

@@ -16,19 +16,19 @@ __all__ = ["identity", "summary", "write_table", "image_cnn_accuracy",
            "descriptor_logreg_accuracy", "logmel_cnn_accuracy", "clip_waveforms"]
 
 
-def add_training_flags(parser, channels: bool = True, patience: bool = True):
-  """The flags every study trains with, one definition for all of them."""
-  from trainer.data import CHANNELS
-  from trainer.models import MODELS
+def add_training_flags(parser, skip=("output", "seed", "dataset", "data_dir")):
+  """The training settings every study trains with (trainer.config), one
+  definition for all; the dataset, `--output` and seeds are each study's own."""
+  from trainer.config import TrainConfig
 
-  parser.add_argument("--epochs", type=int, default=40)
-  parser.add_argument("--batch_size", type=int, default=32)
-  if channels:
-    parser.add_argument("--channels", default="rgb", choices=tuple(CHANNELS))
-  parser.add_argument("--model", default="cells", choices=MODELS)
-  parser.add_argument("--learning_rate", type=float, default=1e-3)
-  if patience:
-    parser.add_argument("--patience", type=int, default=10)
+  TrainConfig.add_flags(parser, skip=skip)
+
+
+def config_of(args, **override):
+  """The TrainConfig of a study's arguments, with per-row settings."""
+  from trainer.config import TrainConfig
+
+  return TrainConfig.from_args(args, output=None, **override)
 
 
 def open_dataset_or_exit(name: str, data_dir: str | None):
@@ -50,31 +50,12 @@ def summary(accuracies) -> dict:
           "accuracies": [float(v) for v in a], "n_seeds": int(len(a))}
 
 
-def _early_stopping(has_validation: bool, patience: int):
-  import keras
+def image_cnn_accuracy(config, speakers: list[int] | None = None) -> float:
+  """Test accuracy of `train(config)` (optionally on a subset of speakers)."""
+  from trainer.train import train
 
-  return keras.callbacks.EarlyStopping(monitor="val_loss" if has_validation else "loss",
-                                       patience=patience, restore_best_weights=True)
-
-
-def image_cnn_accuracy(name, data_dir, channels: str, args, seed: int,
-                       speakers: list[int] | None = None) -> float:
-  """Test accuracy of the image CNN on some planes (and optionally a subset of speakers)."""
-  import keras
-
-  from trainer import data
-  from trainer.models import build_model, compile_model
-
-  keras.backend.clear_session()
-  keras.utils.set_random_seed(seed)
-  splits = data.load(name, data_dir, channels, args.batch_size, seed, speakers=speakers)
-  size = splits.info.features["image"].shape[0]
-  n_classes = len(speakers) if speakers else len(splits.speakers)
-  model = compile_model(build_model(args.model, size, channels, n_classes),
-                        args.learning_rate, decay_steps=args.epochs * splits.train_steps)
-  model.fit(splits.train, validation_data=splits.validation, epochs=args.epochs, verbose=0,
-            callbacks=[_early_stopping(splits.validation is not None, args.patience)])
-  return float(model.evaluate(splits.test, verbose=0)[1])
+  result = train(config, speakers=speakers, verbose=0)
+  return float(result.model.evaluate(result.splits.test, verbose=0)[1])
 
 
 @functools.lru_cache(maxsize=8)
@@ -162,14 +143,16 @@ def _log_mel(waves):
   return librosa.power_to_db(mel, ref=1.0, top_db=None)[..., None].astype(np.float32)
 
 
-def logmel_cnn_accuracy(builder, data_dir, args, seed: int):
-  """(test accuracy, note) of a conv net of the same blocks on log-mel spectrograms."""
+def logmel_cnn_accuracy(builder, data_dir, config):
+  """(test accuracy, note) of a conv net of the same blocks on log-mel
+  spectrograms, trained with the same schedule sizing and early stopping."""
   import keras
 
   from trainer.models import build_logmel_model, compile_model
+  from trainer.train import MIN_DELTA, epochs_for
 
   keras.backend.clear_session()
-  keras.utils.set_random_seed(seed)
+  keras.utils.set_random_seed(config.seed)
   (xw, y, source), (xtw, yt, _) = (clip_waveforms(builder, data_dir, s) for s in ("train", "test"))
   x, xt = _log_mel(xw), _log_mel(xtw)
   has_val = "validation" in builder.info.splits and builder.info.splits["validation"].num_examples
@@ -179,10 +162,13 @@ def logmel_cnn_accuracy(builder, data_dir, args, seed: int):
     val = (_log_mel(xvw), yv)
   model = build_logmel_model(x.shape[1], x.shape[2], builder.info.features["speaker"].num_classes)
   model.get_layer(index=1).adapt(x)
-  compile_model(model, args.learning_rate,
-                decay_steps=args.epochs * -(-len(x) // args.batch_size))
-  model.fit(x, y, validation_data=val, epochs=args.epochs, batch_size=args.batch_size,
-            verbose=0, callbacks=[_early_stopping(val is not None, args.patience)])
+  steps = -(-len(x) // config.batch_size)
+  epochs = config.epochs or epochs_for(steps)
+  compile_model(model, config.learning_rate, decay_steps=epochs * steps)
+  model.fit(x, y, validation_data=val, epochs=epochs, batch_size=config.batch_size, verbose=0,
+            callbacks=[keras.callbacks.EarlyStopping(
+                monitor="val_loss" if val is not None else "loss", patience=config.patience,
+                min_delta=MIN_DELTA, restore_best_weights=True)])
   return float(model.evaluate(xt, yt, verbose=0)[1]), f"log-mel of the {source}"
 
 

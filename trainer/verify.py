@@ -43,12 +43,15 @@ def main(argv=None) -> int:
   from trainer import study
 
   p = argparse.ArgumentParser(prog="python -m trainer.verify", description=__doc__.split("\n")[0])
-  p.add_argument("--dataset", required=True)
-  p.add_argument("--data_dir")
+  p.add_argument("--dataset", required=True, help="TFDS name/config, built --split_by speaker")
+  p.add_argument("--data_dir", help="TFDS data dir")
   p.add_argument("--output", default="runs/verification")
-  study.add_training_flags(p, patience=False)
-  p.add_argument("--seed", type=int, default=0)
+  study.add_training_flags(p, skip=("output", "dataset", "data_dir"))
   args = p.parse_args(argv)
+  try:
+    config = study.config_of(args)
+  except ValueError as e:
+    p.error(str(e))
   import keras
   import matplotlib
 
@@ -58,7 +61,8 @@ def main(argv=None) -> int:
   from scipy.stats import norm
 
   from trainer import data
-  from trainer.models import build_model, compile_model
+  from trainer.config import TrainConfig
+  from trainer.train import train
 
   builder, data_dir = study.open_dataset_or_exit(args.dataset, args.data_dir)
   train_ids = sorted(set(labels_of(builder, "train").tolist()))
@@ -67,15 +71,10 @@ def main(argv=None) -> int:
     print(f"error: {args.dataset} has speakers in both train and test; build it with "
           "--split_by speaker for verification", file=sys.stderr)
     return 2
-  keras.utils.set_random_seed(args.seed)
-  size = builder.info.features["image"].shape[0]
-  train = data.with_cardinality(data.pipeline(
-      builder.as_dataset(split="train", shuffle_files=True), args.channels, args.batch_size,
-      True, args.seed, speakers=train_ids))
-  model = compile_model(build_model(args.model, size, args.channels, len(train_ids)),
-                        args.learning_rate, decay_steps=args.epochs * int(train.cardinality()))
-  model.fit(train, epochs=args.epochs, verbose=2, callbacks=[
-      keras.callbacks.EarlyStopping(monitor="loss", patience=4, restore_best_weights=True)])
+  # Train on the training speakers (the validation split holds other
+  # speakers: the stopping rule watches the training loss).
+  model = train(TrainConfig(**{**config.__dict__, "data_dir": data_dir}), speakers=train_ids,
+                validation=False).model
   embed = keras.Model(model.input, model.get_layer("embedding").output)
   test = data.pipeline(builder.as_dataset(split="test"), args.channels, args.batch_size, False,
                        args.seed)

@@ -1,0 +1,103 @@
+"""What several test modules use: signals, WAV files, tiny corpora, builds and
+command-line runs (in a subprocess, or in process for the trainer's commands)."""
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+
+SR = 16000
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+VOICES = {"ana": ("en+f3", 70), "ben": ("en+m3", 30), "cyd": ("en-us+m1", 45)}
+
+
+def tone(freq, seconds, amp=0.5, sr=SR, phase=0.0):
+  t = np.arange(int(seconds * sr)) / sr
+  return (amp * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
+
+
+def write_wav(path, x, sr=SR, subtype="PCM_16"):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  sf.write(str(path), x, sr, subtype=subtype)
+  return path
+
+
+def make_corpus(root, utterances=5):
+  """Three eSpeak NG voices, a long recording, and the usual broken files."""
+  from pipeline.espeak import synthesize
+
+  for speaker, (voice, pitch) in VOICES.items():
+    for i in range(utterances):
+      x, sr = synthesize(f"Sentence {i} of the tests, read by {speaker} at an even pace.",
+                         voice, rate=150 + 7 * i, pitch=pitch)
+      write_wav(root / speaker / f"{speaker}_{i}.wav", x, sr)
+  long = np.concatenate([synthesize("A much longer recording that keeps going on and on, "
+                                    "sentence after sentence, for the segmenter.", "en+f3",
+                                    rate=120, pitch=70)[0]] * 2)
+  write_wav(root / "ana" / "long take.wav", long, 22050)
+  (root / "ben" / "empty.wav").write_bytes(b"")
+  (root / "ben" / "noise.wav").write_bytes(os.urandom(3000))
+  whole = (root / "cyd" / "cyd_0.wav").read_bytes()
+  (root / "cyd" / "cut.wav").write_bytes(whole[:40])                 # header cut short
+  (root / "cyd" / "half.wav").write_bytes(whole[:len(whole) // 2])   # data cut short
+  write_wav(root / "cyd" / "silence.wav", np.zeros(32000, np.float32))
+  write_wav(root / "cyd" / "blip.wav",
+            (0.5 * np.sin(np.arange(320) * 2 * np.pi * 440 / 16000)).astype(np.float32))
+  (root / "NOTES.md").write_text("recorded in a quiet room\n")
+  return root
+
+
+def build(args, data_dir, check=True):
+  """`python -m pipeline.build` in a subprocess, as a user runs it."""
+  out = subprocess.run([sys.executable, "-m", "pipeline.build", "--data_dir", str(data_dir),
+                        "--runner=DirectRunner", *args], capture_output=True, text=True, env=ENV)
+  if check:
+    assert out.returncode == 0, out.stderr[-3000:]
+  return out
+
+
+def example_digests(data_dir, name="a2i_speakers/voices_64"):
+  """(split, position in split) -> hash of every feature, in the order tfds reads them."""
+  import tensorflow_datasets as tfds
+
+  builder = tfds.builder(name, data_dir=str(data_dir))
+  out = {}
+  for split in builder.info.splits:
+    for i, ex in enumerate(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))):
+      h = hashlib.sha256()
+      for key in sorted(ex):
+        h.update(key.encode() + np.asarray(ex[key]).tobytes())
+      out[(split, i)] = h.hexdigest()
+  return out
+
+
+@dataclasses.dataclass
+class Outcome:
+  returncode: int
+  stdout: str
+  stderr: str
+
+
+def cli(module, *args, check=True):
+  """`python -m module args` run in this process (its `main(argv)`), with
+  its exit status and its output: the trainer's commands without paying a
+  TensorFlow start-up per call. Any exception other than the parser's exit
+  fails the test, as a traceback would."""
+  main = importlib.import_module(module).main
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      code = main([str(a) for a in args]) or 0
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+  result = Outcome(code, out.getvalue(), err.getvalue())
+  if check:
+    assert code == 0, result.stderr[-3000:]
+  return result

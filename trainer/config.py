@@ -1,0 +1,117 @@
+"""One training configuration: every setting of a run, its flags, and its record.
+
+    config = TrainConfig.from_flags(argv)        # flags generated from the fields below
+    config.save(run_folder)                      # RUN/config.json, with dataset and versions
+    TrainConfig.load("RUN/config.json")          # the same run again
+
+fit, ablate, scaling and verify all train through `trainer.train.train(config)`;
+their own flags (seeds, rows, ...) come on top of these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+
+CONFIG_FILE = "config.json"
+CHANNELS = ("rgb", "r", "g", "b", "rg", "rb", "gb")
+MODELS = ("cells", "paper")
+
+
+def _field(default, help: str, **kw):
+  return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  dataset: str = _field("a2i_speakers", "TFDS name[/config] of a built dataset")
+  data_dir: str | None = _field(None, "TFDS data dir (default: $TFDS_DATA_DIR or "
+                                      "~/tensorflow_datasets)")
+  output: str | None = _field(None, "run folder (default: runs/<dataset>)")
+  model: str = _field("cells", "network: 'cells' reads the encoding (default), 'paper' is "
+                               "the paper's CNN", choices=MODELS)
+  channels: str = _field("rgb", "planes the model sees", choices=CHANNELS)
+  epochs: int | None = _field(None, "length of the learning-rate schedule (default: sized "
+                                    "from the dataset, ~1,500 steps within 8-60 epochs)")
+  batch_size: int = _field(32, "clips per step")
+  learning_rate: float = _field(1e-3, "peak rate; a cosine takes it to 0 over the schedule")
+  patience: int = _field(6, "stop after this many epochs without a better validation loss")
+  seed: int = _field(0, "initialisation, batch order and split shuffling")
+  xla: bool = _field(False, "compile the training step with XLA (jit_compile)")
+  precision: str = _field("auto", "'auto': mixed float16 on GPU, float32 on CPU",
+                          choices=("auto", "float32", "mixed_float16"))
+
+  # ---- flags ---------------------------------------------------------------
+
+  @classmethod
+  def add_flags(cls, parser: argparse.ArgumentParser, skip=()) -> None:
+    for f in dataclasses.fields(cls):
+      if f.name in skip:
+        continue
+      kw = {"help": f.metadata["help"] + (f" (default: {f.default})"
+                                          if f.default is not None and f.type != "bool" else "")}
+      if f.type == "bool":
+        parser.add_argument(f"--{f.name}", action="store_true", **kw)
+        continue
+      kind = {"int | None": int, "int": int, "float": float}.get(f.type, str)
+      parser.add_argument(f"--{f.name}", type=kind, default=f.default,
+                          choices=f.metadata.get("choices"), **kw)
+
+  @classmethod
+  def from_args(cls, args: argparse.Namespace, **override) -> "TrainConfig":
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+              if hasattr(args, f.name)}
+    return cls(**{**values, **override}).checked()
+
+  def checked(self) -> "TrainConfig":
+    for name in ("batch_size", "patience"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+    if self.epochs is not None and self.epochs < 1:
+      raise ValueError(f"--epochs must be positive, got {self.epochs}")
+    if not self.learning_rate > 0:
+      raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
+    return self
+
+  @property
+  def run_folder(self) -> str:
+    return self.output or os.path.join("runs", self.dataset.replace("/", "_"))
+
+  # ---- record --------------------------------------------------------------
+
+  def save(self, folder: str, **facts) -> dict:
+    """Writes RUN/config.json: the settings, plus facts of the run (dataset
+    version and fingerprint, epochs chosen, package versions)."""
+    record = {"settings": dataclasses.asdict(self), **facts, "versions": versions()}
+    with open(os.path.join(folder, CONFIG_FILE), "w") as f:
+      json.dump(record, f, indent=1, sort_keys=True)
+    return record
+
+  @classmethod
+  def load(cls, path: str) -> "TrainConfig":
+    """The settings a run folder's config.json records."""
+    with open(path) as f:
+      record = json.load(f)
+    if "settings" not in record:
+      raise ValueError(f"{path}: not a trainer config (no 'settings')")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(record["settings"]) - known
+    if unknown:
+      raise ValueError(f"{path}: unknown settings {sorted(unknown)} (written by a newer a2i?)")
+    return cls(**record["settings"]).checked()
+
+
+def versions() -> dict:
+  import keras
+  import numpy
+  import tensorflow
+  import tensorflow_datasets
+
+  from pipeline.spec import DEFAULT_SPEC
+
+  return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
+          "keras": keras.__version__, "tensorflow_datasets": tensorflow_datasets.__version__,
+          "numpy": numpy.__version__, "encoding_spec": DEFAULT_SPEC.version}
