@@ -34,13 +34,13 @@ import platform
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import psutil
 import soundfile as sf
 
-from benchmarks.measure import run_measured
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
+from benchmarks.measure import run_measured  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR, SECONDS, POOL = 16000, 4.0, 400

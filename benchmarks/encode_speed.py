@@ -41,7 +41,7 @@ import librosa
 import numpy as np
 import soundfile as sf
 
-from pipeline import audio, encode as encode_module, features, planes
+from pipeline import audio, encode as encode_module, features
 from pipeline.audio import AudioError, to_working_rate
 try:
   from pipeline.bulk import prepare_process

@@ -53,9 +53,9 @@ def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m pipeline.build", description=__doc__.split("\n")[0],
               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--input", help="corpus folder or CSV/JSONL manifest (default: a demo)")
-  p.add_argument("--demo", default="demo", choices=("demo", "voices20"),
-                 help="built-in corpus used without --input: 'demo' (2 voices, the paper's "
-                      "size) or 'voices20' (20 degraded voices)")
+  p.add_argument("--demo", choices=("demo", "voices20"),
+                 help="built-in corpus, instead of --input: 'demo' (2 voices, the paper's "
+                      "size; the default without --input) or 'voices20' (20 degraded voices)")
   p.add_argument("--layout", default="auto", choices=("auto",) + tuple(LAYOUTS))
   p.add_argument("--name", help="config name (default: from the input folder; 'demo')")
   p.add_argument("--data_dir", help="TFDS data dir (default: $TFDS_DATA_DIR or "
@@ -145,9 +145,12 @@ def _local_parallelism(known, beam_args: list[str]) -> list[str]:
 
 
 def run(argv=None) -> int:
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no TensorFlow start-up chatter
   parser = _parser()
   args, beam_args = parser.parse_known_args(argv)
+  if args.input and args.demo:
+    parser.error("--demo and --input exclude each other: --demo builds a built-in corpus")
+  args.demo = args.demo or (None if args.input else "demo")
   if args.input and _missing_input(args.input):
     parser.error(f"--input {args.input}: {_missing_input(args.input)}")
   for flag in ("clip_seconds", "min_speech_seconds", "max_seconds"):

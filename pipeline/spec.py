@@ -1,8 +1,11 @@
 """The encoding spec: every number that decides what a pixel means.
 
 docs/encoding.md is the prose version of this module. A dataset and a trained
-model both record `EncodingSpec.to_dict()`, so an image can always be read
-back with the settings that wrote it.
+model both record `EncodingSpec.to_dict()`: the analysis settings, the green
+law and the layout (grid, statistics, every track's range and scale), so an
+image can always be read back with the settings that wrote it, and is never
+read with others: `from_dict` refuses a record of another major version, an
+unknown setting or a layout this code does not write.
 """
 
 from __future__ import annotations
@@ -11,6 +14,11 @@ import dataclasses
 import json
 
 IMAGE_SIZES = (64, 128, 256, 512)
+SPEC_VERSION = "2.0.0"   # major: what a pixel means; minor: what the record holds
+
+
+class SpecMismatch(ValueError):
+  """A recorded encoding that this code cannot read as it was written."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +94,7 @@ class EncodingSpec:
   min_speech_seconds: float = 0.5   # a clip needs this much active audio
   green_law: str = "mulaw"          # "mulaw" or "linear"
   mu: int = 255
-  version: str = "2.0.0"
+  version: str = SPEC_VERSION
 
   @property
   def clip_samples(self) -> int:
@@ -101,15 +109,62 @@ class EncodingSpec:
     return image_size * image_size / self.clip_seconds
 
   def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
+    return {**dataclasses.asdict(self), "layout": layout()}
 
   def to_json(self) -> str:
     return json.dumps(self.to_dict(), sort_keys=True)
 
   @classmethod
   def from_dict(cls, d: dict) -> "EncodingSpec":
+    """The spec a record describes; SpecMismatch when this code would read
+    its pixels differently from how they were written."""
+    d = dict(d)
+    version = str(d.get("version", "unrecorded"))
+    if version.split(".")[0] != SPEC_VERSION.split(".")[0]:
+      raise SpecMismatch(f"written with encoding spec {version}; this a2i reads spec "
+                         f"{SPEC_VERSION} (docs/encoding.md): rebuild the dataset or retrain "
+                         "the model with this version, or use the a2i that wrote it")
+    recorded = d.pop("layout", None)   # records of spec 2.0.0 written before the layout was
+    if recorded is not None:           # recorded have this code's layout by their version
+      difference = _first_difference(json.loads(json.dumps(recorded)),
+                                     json.loads(json.dumps(layout())))
+      if difference:
+        raise SpecMismatch(f"the recorded encoding layout differs from this a2i's "
+                           f"({difference}): its pixels would be misread")
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
+    unknown = sorted(set(d) - names)
+    if unknown:
+      raise SpecMismatch(f"unknown encoding settings {unknown} (spec {version}): "
+                         "written by another a2i")
+    return cls(**d)
+
+
+def layout() -> dict:
+  """Where each descriptor sits and how its values map to pixel levels."""
+  return {"grid": GRID, "statistics": list(STATISTICS),
+          "tracks": [dataclasses.asdict(t) for t in TRACKS]}
+
+
+def _first_difference(recorded, expected, where: str = "") -> str | None:
+  """A readable path to the first value that differs, or None."""
+  if isinstance(expected, dict) and isinstance(recorded, dict):
+    for key in sorted(set(expected) | set(recorded)):
+      if key not in recorded or key not in expected:
+        return f"{where}{key}: {'missing' if key not in recorded else 'unexpected'}"
+      found = _first_difference(recorded[key], expected[key], f"{where}{key}.")
+      if found:
+        return found
+    return None
+  if isinstance(expected, list) and isinstance(recorded, list):
+    if len(recorded) != len(expected):
+      return f"{where.rstrip('.')}: {len(recorded)} entries, expected {len(expected)}"
+    for k, (r, e) in enumerate(zip(recorded, expected)):
+      name = e.get("name", k) if isinstance(e, dict) else k
+      found = _first_difference(r, e, f"{where.rstrip('.')}[{name}].")
+      if found:
+        return found
+    return None
+  return None if recorded == expected else f"{where.rstrip('.')} is {recorded!r}, expected {expected!r}"
 
 
 DEFAULT_SPEC = EncodingSpec()

@@ -46,6 +46,7 @@ def load(data_dir, name="a2i_speakers/voices_64"):
   return builder, rows
 
 
+@pytest.mark.slow
 def test_report_accounts_for_every_file(built, corpus):
   _, _, report, stdout = built
   on_disk = {os.path.relpath(os.path.join(d, n), corpus) for d, _, names in os.walk(corpus)
@@ -62,6 +63,7 @@ def test_report_accounts_for_every_file(built, corpus):
   assert "5 failed, 1 skipped" in stdout and "files_decoded=" in stdout
 
 
+@pytest.mark.slow
 def test_examples_match_report_and_recompute_from_audio(built, corpus):
   data_dir, _, report, _ = built
   builder, rows = load(data_dir)
@@ -81,6 +83,7 @@ def test_examples_match_report_and_recompute_from_audio(built, corpus):
     assert row["recording"].split("/")[0] == speaker
 
 
+@pytest.mark.slow
 def test_splits_are_disjoint_by_recording_and_cover_each_speaker(built):
   data_dir, _, _, _ = built
   _, rows = load(data_dir)
@@ -91,6 +94,7 @@ def test_splits_are_disjoint_by_recording_and_cover_each_speaker(built):
     assert {r["split"] for r in rows if r["speaker"] == speaker} >= {"train", "test"}
 
 
+@pytest.mark.slow
 def test_tfds_load_in_a_fresh_process_without_our_code(built):
   data_dir, _, report, _ = built
   code = ("import sys, tensorflow_datasets as tfds; "
@@ -112,6 +116,7 @@ def shard_digests(data_dir, name="voices_64"):
           for p in version.glob("a2i_speakers-*.tfrecord-*")}
 
 
+@pytest.mark.slow
 def test_one_process_and_two_worker_processes_write_the_same_dataset(built, corpus, tmp_path):
   data_dir, _, _, stdout = built
   assert "DirectRunner: 2 worker processes" in stdout or os.cpu_count() < 2  # the default
@@ -128,6 +133,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_portable_runner_on_separate_sdk_workers_writes_the_same_dataset(built, corpus,
                                                                          tmp_path):
   """The cluster execution model (Flink, Spark, Dataflow): a job service, and
@@ -161,6 +167,7 @@ def test_portable_runner_on_separate_sdk_workers_writes_the_same_dataset(built, 
   assert shard_digests(tmp_path / "portable") == shard_digests(data_dir)
 
 
+@pytest.mark.slow
 def test_corpus_where_every_file_fails_is_an_error_not_a_dataset(tmp_path):
   root = tmp_path / "bad"
   write_wav(root / "zed" / "quiet.wav", np.zeros(16000, np.float32))
@@ -177,6 +184,7 @@ def test_corpus_where_every_file_fails_is_an_error_not_a_dataset(tmp_path):
     (["--input", "/no/such/corpus"], "no such file or directory"),
     (["--image_size", "100"], "invalid choice"),
     (["--splits", "90/10"], "splits must look like"),
+    (["--input", ".", "--demo", "voices20"], "--demo and --input exclude each other"),
 ])
 def test_bad_flags_fail_at_once_with_one_line(tmp_path, args, message):
   out = build(args, tmp_path, check=False)
@@ -186,6 +194,7 @@ def test_bad_flags_fail_at_once_with_one_line(tmp_path, args, message):
   assert not (tmp_path / "a2i_speakers").exists()
 
 
+@pytest.mark.slow
 def test_readme_demo_build_then_tfds_load_by_bare_name(tmp_path):
   env = dict(ENV, TFDS_DATA_DIR=str(tmp_path))
   out = subprocess.run([sys.executable, "-m", "pipeline.build", "--runner=DirectRunner"],

@@ -167,6 +167,7 @@ def fault_build(tmp_path_factory):
     return root, json.load(f), out
 
 
+@pytest.mark.slow
 def test_every_fault_gets_its_documented_outcome(fault_build):
   _, report, out = fault_build
   # Each reason is explained from its own table: 'not_audio' means "by its
@@ -182,6 +183,7 @@ def test_every_fault_gets_its_documented_outcome(fault_build):
       assert detail[0] in got[rel]["detail"], rel
 
 
+@pytest.mark.slow
 def test_the_build_completes_and_reports_the_folder_without_usable_files(fault_build):
   _, report, out = fault_build
   s = report["summary"]
@@ -192,6 +194,7 @@ def test_the_build_completes_and_reports_the_folder_without_usable_files(fault_b
   assert report["counters"]["files_repaired"] == 4   # cut short, claims hours, 2 float overs
 
 
+@pytest.mark.slow
 def test_labels_survive_a_reload_and_no_audio_appears_twice(fault_build):
   """In a fresh process, every example's class name is the speaker the report
   gives its recording, names with white space and line breaks included
@@ -272,6 +275,7 @@ def start_build_until_its_job_runs(args, config_dir, **popen):
   return proc
 
 
+@pytest.mark.slow
 def test_kill_during_build_leaves_nothing_loadable_and_rerun_matches(tmp_path):
   corpus = make_corpus(tmp_path / "voices")
   args = [sys.executable, "-m", "pipeline.build", "--input", str(corpus), "--image_size", "64",
@@ -297,6 +301,7 @@ def test_kill_during_build_leaves_nothing_loadable_and_rerun_matches(tmp_path):
   assert example_digests(tmp_path / "killed") == example_digests(tmp_path / "clean")
 
 
+@pytest.mark.slow
 def test_manifest_escape_is_refused_in_a_build(tmp_path):
   root = tmp_path / "m"
   root.mkdir()
@@ -363,6 +368,7 @@ def test_jsonl_manifest_line_that_is_not_an_object_fails_with_one_line(tmp_path)
   assert "line 2 is a JSON list, not an object" in out.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_with_one_line_and_leaves_nothing(tmp_path):
   corpus = make_corpus(tmp_path / "voices", utterances=3)
   data_dir = tmp_path / "tfds"
@@ -379,6 +385,7 @@ def test_ctrl_c_stops_with_one_line_and_leaves_nothing(tmp_path):
   assert not list(config_dir.glob("*"))   # no version, no temporary folder
 
 
+@pytest.mark.slow
 def test_a_rebuild_killed_midway_keeps_the_previous_version(tmp_path):
   """--overwrite builds beside the version it replaces: killed at any point,
   the previous complete version still loads; the rerun replaces it."""
@@ -420,6 +427,7 @@ def _workers_of(pid):
   return found
 
 
+@pytest.mark.slow
 def test_killing_a_multi_process_build_leaves_no_worker_running(tmp_path):
   corpus = make_corpus(tmp_path / "voices", utterances=3)
   config_dir = tmp_path / "tfds" / "a2i_speakers" / "voices_64"

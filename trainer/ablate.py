@@ -18,8 +18,6 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 ROWS = ("R", "G", "B", "RGB", "descriptors_logreg", "logmel_cnn")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -11,7 +12,11 @@ CHANNELS = {"rgb": [0, 1, 2], "r": [0], "g": [1], "b": [2], "rg": [0, 1], "rb": 
             "gb": [1, 2]}       # the planes of each --channels choice (trainer.config.CHANNELS)
 
 
-class DatasetMissing(RuntimeError):
+class DatasetUnusable(RuntimeError):
+  """A dataset that cannot be trained on: the message says why and what to do."""
+
+
+class DatasetMissing(DatasetUnusable):
   pass
 
 
@@ -22,6 +27,7 @@ class Splits:
   test: tf.data.Dataset
   info: tfds.core.DatasetInfo
   builder: tfds.core.DatasetBuilder
+  cached: tuple[str, ...] = ()     # splits held in memory (the rest stream from disk)
 
   @property
   def speakers(self) -> list[str]:
@@ -41,6 +47,12 @@ def open_dataset(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     raise DatasetMissing(_how_to_build(name, data_dir)) from e
   if not builder.is_prepared():
     raise DatasetMissing(_how_to_build(name, data_dir))
+  from pipeline.spec import EncodingSpec, SpecMismatch
+
+  try:
+    EncodingSpec.from_dict(dict(builder.info.metadata["encoding"]))
+  except SpecMismatch as e:
+    raise DatasetUnusable(f"{name}: {e}") from None
   return builder
 
 
@@ -69,8 +81,10 @@ def select_channels(image, channels: str):
 
 
 def pipeline(ds: tf.data.Dataset, channels: str, batch_size: int, training: bool,
-             seed: int, speakers: list[int] | None = None) -> tf.data.Dataset:
-  """(uint8 image, label) batches; images are cached as uint8, cast after batching.
+             seed: int, speakers: list[int] | None = None,
+             cache: bool = True) -> tf.data.Dataset:
+  """(uint8 image, label) batches; images are cached as uint8 (with `cache`),
+  cast after batching.
 
   `speakers` keeps only those labels, renumbered 0..len(speakers)-1."""
   if speakers:
@@ -80,7 +94,8 @@ def pipeline(ds: tf.data.Dataset, channels: str, batch_size: int, training: bool
     ds = ds.map(lambda ex: {**ex, "speaker": table.lookup(ex["speaker"])})
   ds = ds.map(lambda ex: (select_channels(ex["image"], channels), ex["speaker"]),
               num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.cache()
+  if cache:
+    ds = ds.cache()
   if training:
     ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
   ds = ds.batch(batch_size)
@@ -98,20 +113,44 @@ def with_cardinality(ds: tf.data.Dataset) -> tf.data.Dataset:
   return ds.apply(tf.data.experimental.assert_cardinality(n))
 
 
+def cache_budget() -> int:
+  """Bytes of decoded images kept in memory: a quarter of this machine's
+  memory, at most 8 GiB. A larger split is read from its TFRecords (PNG
+  decoding, still faster than training: docs/performance.md) every epoch."""
+  try:
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  except (ValueError, OSError, AttributeError):
+    physical = 8 << 30
+  return min(physical // 4, 8 << 30)
+
+
 def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: int,
-         speakers: list[int] | None = None) -> Splits:
+         speakers: list[int] | None = None, budget: int | None = None) -> Splits:
+  """The splits as batches. Splits are cached as uint8 in memory while they
+  fit `budget` (default `cache_budget()`), training first: memory does not
+  grow with the corpus."""
   builder = open_dataset(name, data_dir)
   splits = builder.info.splits
+  side = builder.info.features["image"].shape[0]
+  left = [cache_budget() if budget is None else budget]
+  cached = []
 
   def split(s, training=False):
     if s not in splits or splits[s].num_examples == 0:
       return None
+    size = splits[s].num_examples * side * side * len(CHANNELS[channels])
+    cache = size <= left[0]
+    if cache:
+      left[0] -= size
+      cached.append(s)
     ds = builder.as_dataset(split=s, shuffle_files=training,
                             read_config=tfds.ReadConfig(shuffle_seed=seed))
-    return with_cardinality(pipeline(ds, channels, batch_size, training, seed, speakers))
+    return with_cardinality(pipeline(ds, channels, batch_size, training, seed, speakers,
+                                     cache=cache))
 
   train, test = split("train", training=True), split("test")
   if train is None or test is None:
-    raise DatasetMissing(f"dataset {name} needs non-empty train and test splits")
-  return Splits(train=train, validation=split("validation"), test=test, info=builder.info,
-                builder=builder)
+    raise DatasetUnusable(f"dataset {name} needs non-empty train and test splits")
+  validation = split("validation")
+  return Splits(train=train, validation=validation, test=test, info=builder.info,
+                builder=builder, cached=tuple(cached))

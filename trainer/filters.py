@@ -16,8 +16,6 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 def describe_kernels(kernel, planes: str) -> dict:
   """kernel: (3, 3, channels, filters) -> per-plane statistics."""

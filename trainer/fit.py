@@ -19,8 +19,6 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from trainer.config import CONFIG_FILE, TrainConfig
 
 # Settings that make a run folder another run: reusing it would mix histories
@@ -74,7 +72,7 @@ def main(argv=None) -> int:
 
   try:
     builder = data.open_dataset(config.dataset, config.data_dir or os.environ.get("TFDS_DATA_DIR"))
-  except data.DatasetMissing as e:
+  except data.DatasetUnusable as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   os.makedirs(folder, exist_ok=True)

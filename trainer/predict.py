@@ -11,9 +11,9 @@ file that cannot be used gets a one-line reason; the others go on.
 
 The classifier is closed-set: it names one of the speakers it was trained
 on, whoever speaks. With --threshold it also answers "unknown": a clip whose
-embedding's cosine similarity to the chosen speaker's mean training
-embedding is below the threshold ('auto': the value that accepts 95 % of
-that model's validation clips; speakers.json in the run folder).
+voice descriptors lie farther than the threshold from the chosen speaker's
+training profile (trainer/openset.py; 'auto': the distance that accepts 95 %
+of the run's validation clips, from speakers.json in the run folder).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import argparse
 import json
 import os
 import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BATCH = 16   # clips encoded and scored at a time: memory stays bounded for any length
 
@@ -43,9 +41,8 @@ def load_run(model_path: str):
 
 
 def predict_file(model, settings, path: str, progress=None):
-  """(clips, probabilities, embeddings) of one file, scored BATCH clips at a
-  time; raises AudioError."""
-  import keras
+  """(clips, probabilities, descriptors) of one file, scored BATCH clips at
+  a time; raises AudioError."""
   import numpy as np
 
   from pipeline.audio import load_audio
@@ -55,34 +52,29 @@ def predict_file(model, settings, path: str, progress=None):
 
   spec = settings["spec"]
   clips = segment(load_audio(path, spec), spec)
-  both = keras.Model(model.input, [model.output, model.get_layer("embedding").output])
-  probs, embeddings = [], []
+  probs, descriptors = [], []
   for start in range(0, len(clips), BATCH):
-    batch = clips[start:start + BATCH]
-    images = np.stack([encode_clip(c.samples, settings["image_size"], spec,
-                                   require_speech=False).image for c in batch])
-    p, e = both.predict_on_batch(images[..., CHANNELS[settings["channels"]]].astype(np.float32))
-    probs.append(np.asarray(p, np.float64))
-    embeddings.append(np.asarray(e, np.float64))
+    encoded = [encode_clip(c.samples, settings["image_size"], spec, require_speech=False)
+               for c in clips[start:start + BATCH]]
+    images = np.stack([e.image for e in encoded])[..., CHANNELS[settings["channels"]]]
+    probs.append(np.asarray(model.predict_on_batch(images.astype(np.float32)), np.float64))
+    descriptors.extend(e.descriptors for e in encoded)
     if progress is not None:
-      progress.update(len(batch))
-  return clips, np.concatenate(probs), np.concatenate(embeddings)
+      progress.update(len(encoded))
+  return clips, np.concatenate(probs), np.array(descriptors, np.float64)
 
 
-def decide(probs, embeddings, speakers, centroids, threshold):
-  """(speaker or 'unknown', probability, similarity or None) of each row."""
-  import numpy as np
+def decide(probs, descriptors, speakers, profiles, threshold):
+  """(speaker or 'unknown', probability, distance or None) of each row."""
+  from trainer import openset
 
   best = probs.argmax(axis=1)
-  out = []
-  for k, p, e in zip(best, probs, embeddings):
-    similarity = None
-    if threshold is not None:
-      similarity = float(e @ centroids[k] / (np.linalg.norm(e) * np.linalg.norm(centroids[k])
-                                             + 1e-12))
-    name = speakers[k] if similarity is None or similarity >= threshold else "unknown"
-    out.append((name, float(p[k]), similarity))
-  return out
+  chosen = [speakers[k] for k in best]
+  far = (openset.distances(profiles, descriptors, chosen) if threshold is not None
+         else [None] * len(best))
+  return [(name if d is None or d <= threshold else "unknown", float(p[k]),
+           None if d is None else float(d))
+          for name, k, p, d in zip(chosen, best, probs, far)]
 
 
 def main(argv=None) -> int:
@@ -91,8 +83,9 @@ def main(argv=None) -> int:
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="\n".join(__doc__.split("\n")[2:]))
   parser.add_argument("--model", required=True, help="model.keras of a trainer.fit run")
-  parser.add_argument("--threshold", help="answer 'unknown' below this cosine similarity to "
-                                          "the speaker's mean embedding; 'auto' for the run's own")
+  parser.add_argument("--threshold", help="answer 'unknown' for clips farther than this from "
+                                          "the speaker's descriptor profile; 'auto' for the "
+                                          "run's own (95 %% of its validation clips)")
   parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
   parser.add_argument("files", nargs="+", metavar="FILE")
   args = parser.parse_args(argv)
@@ -103,45 +96,49 @@ def main(argv=None) -> int:
     parser.error(f"--model {args.model}: no such file (a run writes it after its first epoch)")
   if not os.path.isfile(os.path.join(folder, ENCODING_FILE)):
     parser.error(f"no {ENCODING_FILE} beside {args.model}: not a trainer.fit run folder")
-  centroids = threshold = None
+  profiles = threshold = None
   if args.threshold is not None:
     path = os.path.join(folder, CENTROIDS_FILE)
     if not os.path.isfile(path):
       parser.error(f"--threshold needs {CENTROIDS_FILE} beside the model, written when "
                    "trainer.fit finishes")
     with open(path) as f:
-      known = json.load(f)
+      profiles = json.load(f)
     try:
-      threshold = known["threshold_95"] if args.threshold == "auto" else float(args.threshold)
+      threshold = (profiles["threshold_95"] if args.threshold == "auto"
+                   else float(args.threshold))
     except ValueError:
       parser.error(f"--threshold takes a number or 'auto', got {args.threshold!r}")
-  import numpy as np
+    if "descriptor_mean" not in profiles:
+      parser.error(f"{path} holds no descriptor profiles (an older run): train it again")
   from tqdm import tqdm
 
   from pipeline.audio import AudioError
+  from pipeline.spec import SpecMismatch
 
-  model, settings = load_run(args.model)
+  try:
+    model, settings = load_run(args.model)
+  except SpecMismatch as e:
+    parser.error(f"{args.model}: {e}")
   speakers = settings["speakers"]
-  if threshold is not None:
-    centroids = np.array([known["centroids"][s] for s in speakers])
   failed = 0
   for path in args.files:
     with tqdm(desc=os.path.basename(path), unit="clip", disable=not sys.stderr.isatty(),
               leave=False) as bar:
       try:
-        clips, probs, embeddings = predict_file(model, settings, path, bar)
+        clips, probs, descriptors = predict_file(model, settings, path, bar)
       except (AudioError, OSError) as e:
         failed += 1
         print(f"{path}: error: {e}", file=sys.stderr)
         continue
-    rows = decide(probs, embeddings, speakers, centroids, threshold)
-    overall = decide(probs.mean(axis=0, keepdims=True), embeddings.mean(axis=0, keepdims=True),
-                     speakers, centroids, threshold)[0]
+    rows = decide(probs, descriptors, speakers, profiles, threshold)
+    overall = decide(probs.mean(axis=0, keepdims=True), descriptors.mean(axis=0, keepdims=True),
+                     speakers, profiles, threshold)[0]
     if args.json:
       print(json.dumps({"file": path, "speaker": overall[0], "probability": overall[1],
-                        "similarity": overall[2], "threshold": threshold, "clips": [
+                        "distance": overall[2], "threshold": threshold, "clips": [
                             {"index": c.index, "start_seconds": c.start_seconds(settings["spec"]),
-                             "speaker": r[0], "probability": r[1], "similarity": r[2]}
+                             "speaker": r[0], "probability": r[1], "distance": r[2]}
                             for c, r in zip(clips, rows)]}))
       continue
     for c, (name, p, _) in zip(clips, rows):

@@ -16,8 +16,6 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m trainer.reconstruction",

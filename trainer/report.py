@@ -100,15 +100,16 @@ def write(result, config, folder: str) -> dict:
       "image_size": int(splits.info.features["image"].shape[0]),
       "epochs_scheduled": result.epochs,
       "epochs_run": len(rows) or len(result.history.history.get("loss", [])),
-      "best_epoch": (int(np.argmin([h.get("val_loss", h["loss"]) for h in rows])) + 1
-                     if rows else None),
+      # The epoch whose weights were kept (and evaluated): the last that
+      # improved the monitored loss by at least trainer.train.MIN_DELTA.
+      "best_epoch": result.best_epoch,
       "batch_size": config.batch_size,
       "seed": config.seed,
       "device": result.device,
       "precision": result.precision,
       "train_seconds_this_run": round(result.seconds, 1),
   }
-  metrics["open_set_threshold_95"] = write_centroids(model, splits, folder)
+  metrics["open_set_threshold_95"] = write_speaker_profiles(splits, folder)
   with open(os.path.join(folder, "metrics.json"), "w") as f:
     json.dump(metrics, f, indent=1)
   plot_confusion(cm, speakers, os.path.join(folder, "confusion_matrix.png"))
@@ -118,37 +119,31 @@ def write(result, config, folder: str) -> dict:
   return metrics
 
 
-def write_centroids(model, splits, folder: str) -> float:
-  """speakers.json: each speaker's mean embedding over the training split,
-  and the cosine similarity above which 95 % of validation clips (test
-  clips without a validation split) lie to their own speaker's mean: what
-  `trainer.predict --threshold auto` accepts. Returns that threshold."""
-  import keras
+def write_speaker_profiles(splits, folder: str) -> float:
+  """speakers.json: each speaker's descriptor profile over the training
+  split and the distance within which 95 % of validation clips (test clips
+  without a validation split) lie from their own speaker: what
+  `trainer.predict --threshold auto` accepts (trainer.openset). Returns
+  that threshold."""
+  import tensorflow_datasets as tfds
 
-  embed = keras.Model(model.input, model.get_layer("embedding").output)
+  from trainer import openset
 
-  def embeddings(ds):
-    e, y = [], []
-    for x, labels in ds:
-      e.append(np.asarray(embed.predict_on_batch(x), np.float64))
-      y.append(labels.numpy())
-    return np.concatenate(e), np.concatenate(y)
+  def descriptors(split):
+    ds = splits.builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    rows = [(ex["descriptors"], ex["speaker"]) for ex in tfds.as_numpy(ds)]
+    return np.array([r[0] for r in rows], np.float64), np.array([r[1] for r in rows])
 
-  train_e, train_y = embeddings(splits.train)
-  centroids = {s: train_e[train_y == k].mean(axis=0) for k, s in enumerate(splits.speakers)
-               if (train_y == k).any()}
-  held_e, held_y = embeddings(splits.validation if splits.validation is not None
-                              else splits.test)
-  similarity = [float(e @ centroids[splits.speakers[k]] / (
-      np.linalg.norm(e) * np.linalg.norm(centroids[splits.speakers[k]]) + 1e-12))
-      for e, k in zip(held_e, held_y) if splits.speakers[k] in centroids]
-  threshold = float(np.percentile(similarity, 5)) if similarity else 0.0
+  d, y = descriptors("train")
+  model = openset.fit(d, y, splits.speakers)
+  held = "validation" if splits.validation is not None else "test"
+  limit = openset.threshold(model, *descriptors(held), splits.speakers)
   with open(os.path.join(folder, CENTROIDS_FILE), "w") as f:
-    json.dump({"centroids": {s: c.tolist() for s, c in centroids.items()},
-               "threshold_95": threshold,
-               "note": "cosine similarity of a clip's embedding to its speaker's mean "
-                       "training embedding; threshold_95 accepts 95 % of held-out clips"}, f)
-  return threshold
+    json.dump({**model, "threshold_95": limit, "held_out_split": held,
+               "note": "distance of a clip's red-plane descriptors to its speaker's training "
+                       "profile (trainer/openset.py); threshold_95 accepts 95 % of held-out "
+                       "clips"}, f)
+  return limit
 
 
 def plot_confusion(cm, speakers, path):

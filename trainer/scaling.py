@@ -15,8 +15,6 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 def main(argv=None) -> int:
   from trainer import study

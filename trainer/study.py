@@ -38,7 +38,7 @@ def open_dataset_or_exit(name: str, data_dir: str | None):
   data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
   try:
     return data.open_dataset(name, data_dir), data_dir
-  except data.DatasetMissing as e:
+  except data.DatasetUnusable as e:
     print(f"error: {e}", file=sys.stderr)
     raise SystemExit(2) from None
 

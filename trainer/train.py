@@ -40,6 +40,7 @@ class TrainResult:
   seconds: float
   device: str
   precision: str
+  best_epoch: int          # 1-based epoch whose weights the model holds
 
 
 def strategy_and_precision(choice: str = "auto"):
@@ -86,8 +87,9 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
   monitor = "val_loss" if held_out is not None else "loss"
   # A plateau: no improvement of at least MIN_DELTA (a loss that falls from
   # 1e-5 to 1e-6 has stopped learning anything).
-  callbacks = [keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
-                                             min_delta=MIN_DELTA, restore_best_weights=True)]
+  stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
+                                          min_delta=MIN_DELTA, restore_best_weights=True)
+  callbacks = [stopper]
   if folder:
     callbacks += [
         keras.callbacks.ModelCheckpoint(os.path.join(folder, "model.keras"), monitor=monitor,
@@ -100,4 +102,4 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
   history = model.fit(splits.train, validation_data=held_out, epochs=epochs,
                       callbacks=callbacks, verbose=verbosity() if verbose is None else verbose)
   return TrainResult(model, history, splits, epochs, time.time() - started,
-                     f"{gpus} GPU" if gpus else "CPU", precision)
+                     f"{gpus} GPU" if gpus else "CPU", precision, stopper.best_epoch + 1)

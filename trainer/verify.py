@@ -17,8 +17,6 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 def labels_of(builder, split):
   import numpy as np

@@ -1,0 +1,53 @@
+"""The encoding record: complete, and refused when it would be misread."""
+
+import dataclasses
+import json
+import re
+
+import pytest
+
+from pipeline.spec import (DEFAULT_SPEC, GRID, STATISTICS, TRACKS, EncodingSpec, SpecMismatch,
+                           Track)
+
+
+def record():
+  return json.loads(json.dumps(DEFAULT_SPEC.to_dict()))     # as a dataset or model stores it
+
+
+def test_the_record_holds_every_number_that_decides_a_pixel():
+  r = record()
+  assert set(f.name for f in dataclasses.fields(EncodingSpec)) <= set(r)
+  assert r["layout"]["grid"] == GRID and r["layout"]["statistics"] == list(STATISTICS)
+  tracks = r["layout"]["tracks"]
+  assert [t["name"] for t in tracks] == [t.name for t in TRACKS]        # cell order
+  fields = {f.name for f in dataclasses.fields(Track)}
+  assert all(set(t) == fields for t in tracks)                          # range, scale, unit
+  assert tracks[0] == {"name": "f0", "lo": 75.0, "hi": 600.0, "scale": "log", "unit": "Hz"}
+  assert r["green_law"] == "mulaw" and r["mu"] == 255
+  assert EncodingSpec.from_dict(r) == DEFAULT_SPEC
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda r: r["layout"]["tracks"][0].update(hi=500.0), "tracks[f0].hi is 500.0"),
+    (lambda r: r["layout"]["tracks"][8].update(scale="log"), "tracks[mfcc0].scale"),
+    (lambda r: r["layout"].update(grid=8), "grid is 8"),
+    (lambda r: r["layout"]["tracks"].pop(), "46 entries, expected 47"),
+    (lambda r: r.update(version="1.0.0"), "written with encoding spec 1.0.0"),
+    (lambda r: r.update(version="3.0.0"), "written with encoding spec 3.0.0"),
+    (lambda r: r.pop("version"), "encoding spec unrecorded"),
+    (lambda r: r.update(pitch_method="yin"), "unknown encoding settings ['pitch_method']"),
+])
+def test_a_record_this_code_would_misread_is_refused(change, message):
+  r = record()
+  change(r)
+  with pytest.raises(SpecMismatch, match=re.escape(message)):
+    EncodingSpec.from_dict(r)
+
+
+def test_settings_and_a_newer_minor_version_are_honoured():
+  r = record()
+  r.update(mu=127, version="2.1.0")
+  spec = EncodingSpec.from_dict(r)
+  assert spec.mu == 127 and spec.version == "2.1.0"
+  del r["layout"]                  # a 2.x record from before the layout was stored
+  assert EncodingSpec.from_dict(r).mu == 127
