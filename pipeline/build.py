@@ -49,25 +49,51 @@ class _Parser(argparse.ArgumentParser):
     self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+  """Every default shown, except the None of flags whose help says what happens."""
+
+  def _get_help_string(self, action):
+    if action.default is None or isinstance(action.default, bool):
+      return action.help
+    return super()._get_help_string(action)
+
+
+BEAM_EPILOG = """\
+Apache Beam pipeline options are accepted as well, in either of Beam's forms
+(--flag=value or --flag value): --runner (DirectRunner, DataflowRunner,
+FlinkRunner, SparkRunner, PortableRunner), --direct_num_workers,
+--temp_location, --project, ... (docs/scaling.md). Without runner options
+the build uses every core of this machine.
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m pipeline.build", description=__doc__.split("\n")[0],
-              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument("--input", help="corpus folder or CSV/JSONL manifest (default: a demo)")
+              formatter_class=_Help, epilog=BEAM_EPILOG)
+  p.add_argument("--input", help="corpus folder, bucket prefix or CSV/JSONL manifest "
+                                 "(default: the built-in demo)")
   p.add_argument("--demo", choices=("demo", "voices20"),
                  help="built-in corpus, instead of --input: 'demo' (2 voices, the paper's "
                       "size; the default without --input) or 'voices20' (20 degraded voices)")
-  p.add_argument("--layout", default="auto", choices=("auto",) + tuple(LAYOUTS))
-  p.add_argument("--name", help="config name (default: from the input folder; 'demo')")
+  p.add_argument("--layout", default="auto", choices=("auto",) + tuple(LAYOUTS),
+                 help="how the corpus names speakers and recordings")
+  p.add_argument("--name", help="config name (default: from the input folder, plus _<size> "
+                                "below 512 px; 'demo')")
   p.add_argument("--data_dir", help="TFDS data dir (default: $TFDS_DATA_DIR or "
                                     "~/tensorflow_datasets)")
-  p.add_argument("--image_size", type=int, default=512, choices=IMAGE_SIZES)
-  p.add_argument("--split_by", default="recording", choices=("recording", "speaker"))
+  p.add_argument("--image_size", type=int, default=512, choices=IMAGE_SIZES,
+                 help="side of each RGB image in pixels")
+  p.add_argument("--split_by", default="recording", choices=("recording", "speaker"),
+                 help="what a split keeps together: 'speaker' for unseen-speaker tests")
   p.add_argument("--splits", default="80/10/10", help="train/validation/test percentages")
-  p.add_argument("--clip_seconds", type=float, default=DEFAULT_SPEC.clip_seconds)
-  p.add_argument("--min_speech_seconds", type=float, default=DEFAULT_SPEC.min_speech_seconds)
+  p.add_argument("--clip_seconds", type=float, default=DEFAULT_SPEC.clip_seconds,
+                 help="length of the clip one image holds")
+  p.add_argument("--min_speech_seconds", type=float, default=DEFAULT_SPEC.min_speech_seconds,
+                 help="active audio a clip needs to be kept")
   p.add_argument("--max_seconds", type=float, default=DEFAULT_MAX_SECONDS,
                  help="per-file duration cap; longer files are refused")
-  p.add_argument("--overwrite", action="store_true", help="rebuild an existing version")
+  p.add_argument("--overwrite", action="store_true",
+                 help="rebuild an existing version (the old one stays until the new is complete)")
   return p
 
 
@@ -263,6 +289,9 @@ def _build(parser, args, beam_args: list[str], fractions) -> int:
 
   print(format_summary(json.loads((version_dir / REPORT_FILE).read_text(encoding="utf-8")),
                        os.fspath(version_dir)))
+  where = f" --data_dir {args.data_dir}" if args.data_dir else ""
+  print(f"  report   {os.fspath(version_dir / REPORT_FILE)}\n"
+        f"  next     python -m trainer.fit --dataset a2i_speakers/{name}{where}")
   return 0
 
 

@@ -91,8 +91,6 @@ def format_summary(report: dict, location: str = "") -> str:
   for title, counts in (("failed", s["failures"]), ("skipped", s["skipped_by_reason"])):
     for reason, n in counts.items():
       lines.append(f"  {title:8} {n} x {reason}: {explain(title, reason)}")
-  if report.get("counters"):
-    lines.append("  counters " + ", ".join(f"{k}={v}" for k, v in report["counters"].items()))
   examples = [r for r in report["files"] if r["status"] != "encoded"][:5]
   for r in examples:
     lines.append(f"    {r['status']}: {r['file']}: {r['reason']}"

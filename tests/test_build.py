@@ -60,7 +60,17 @@ def test_report_accounts_for_every_file(built, corpus):
   assert reported["ana/long take.wav"]["clips"] == long_clips >= 2
   assert reported["cyd/half.wav"]["status"] == "encoded"             # what remains decodes
   assert report["summary"]["encoded"] == 3 * 5 + 2
-  assert "5 failed, 1 skipped" in stdout and "files_decoded=" in stdout
+  assert "5 failed, 1 skipped" in stdout
+  # It ends with where the report is and what to run next; internal counters
+  # stay in the report.
+  data_dir, version_dir = built[0], built[1]
+  assert stdout.strip().splitlines()[-2:] == [
+      f"  report   {version_dir / 'build_report.json'}",
+      f"  next     python -m trainer.fit --dataset a2i_speakers/voices_64 --data_dir {data_dir}"]
+  assert "files_decoded=" not in stdout
+  # 22 audio names: all but empty, noise (not audio), cut (no header) and
+  # silence (one value throughout) decode.
+  assert report["counters"]["files_decoded"] == 18
 
 
 @pytest.mark.slow

@@ -90,3 +90,12 @@ def test_local_workers_log_warnings_only_unless_told(argv, quiet):
   _, beam_args = parse(argv)
   added = beam_args[len(argv):]
   assert ("--default_sdk_harness_log_level=WARNING" in added) == quiet
+
+
+def test_help_shows_defaults_and_says_beam_options_are_accepted(capsys):
+  from pipeline.build import _parser
+
+  text = _parser().format_help()
+  assert "(default: 80/10/10)" in text and "(default: 512)" in text
+  assert "(default: None)" not in text
+  assert "Apache Beam pipeline options are accepted" in text and "--runner" in text

@@ -171,3 +171,19 @@ def test_cli_missing_path_is_a_one_line_error(tmp_path):
                         "--out", str(tmp_path)], capture_output=True, text=True)
   assert out.returncode == 2 and "no such file" in out.stderr
   assert "Traceback" not in out.stderr
+
+
+def test_view_draws_any_clip_or_image_and_refuses_what_it_cannot(tmp_path, speech, capsys):
+  from pipeline import view
+
+  wav = write_wav(tmp_path / "speech.wav", speech["en+f3"])
+  assert view.main([str(wav), "--out", str(tmp_path / "a.png"), "--image_size", "128"]) == 0
+  drawn = Image.open(tmp_path / "a.png")
+  assert drawn.size[0] > 3 * drawn.size[1]                      # four panels side by side
+  Image.fromarray(encode(speech["en+f3"], SR, image_size=64)).save(tmp_path / "clip.png")
+  assert view.main([str(tmp_path / "clip.png"), "--out", str(tmp_path / "b.png")]) == 0
+  for argv, message in (([str(tmp_path / "nope.wav")], "no such file"),
+                        ([str(wav), "--clip", "9"], "clip(s)")):
+    with pytest.raises(SystemExit) as e:
+      view.main(argv + ["--out", str(tmp_path / "c.png")])
+    assert e.value.code == 2 and message in capsys.readouterr().err
