@@ -32,11 +32,19 @@ def main(argv=None) -> int:
   p.add_argument("--models", nargs="+", default=["cells", "paper"])
   p.add_argument("--seeds", nargs="+", type=int, default=[0])
   p.add_argument("--out", default="docs/training_models.json")
+  p.add_argument("--append", action="store_true",
+                 help="keep the rows already in --out (each row records its command)")
   args = p.parse_args(argv)
+  command = "python benchmarks/compare_models.py " + " ".join(
+      sys.argv[1:] if argv is None else argv)
   result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                       f"Python {platform.python_version()}",
-            "command": "python benchmarks/compare_models.py " + " ".join(
-                sys.argv[1:] if argv is None else argv), "runs": {}}
+                       f"Python {platform.python_version()}", "command": command, "runs": {}}
+  if args.append and os.path.exists(args.out):
+    with open(args.out) as f:
+      before = json.load(f)
+    result["runs"] = before["runs"]
+    for row in result["runs"].values():
+      row.setdefault("written_by", before["command"])
   for dataset in args.datasets:
     for model in args.models:
       runs = []
@@ -62,7 +70,8 @@ def main(argv=None) -> int:
           "dataset": dataset, "model": model, "runs": runs,
           "accuracy_mean": statistics.fmean(accuracies),
           "accuracy_min": min(accuracies), "accuracy_max": max(accuracies),
-          "wall_seconds_mean": statistics.fmean(r["wall_seconds"] for r in runs)}
+          "wall_seconds_mean": statistics.fmean(r["wall_seconds"] for r in runs),
+          "written_by": command}
       with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
   print("| dataset | model | test accuracy (mean, min-max) | wall per run |")

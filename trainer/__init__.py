@@ -2,8 +2,12 @@
 
 import os
 
+from trainer import quiet
+
 # Every trainer command imports this package before TensorFlow: its C++
-# start-up chatter ("Could not find cuda drivers", CPU features), which
-# level 2 still lets through, stays out of the console. Python errors are
-# unaffected; TF_CPP_MIN_LOG_LEVEL=0 shows everything again.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# info and warning lines stay out of the console (TF_CPP_MIN_LOG_LEVEL=0
+# shows them again), and so do the start-up notes no level hides
+# (trainer/quiet.py). Errors are unaffected.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0":
+  quiet.install()

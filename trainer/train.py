@@ -100,6 +100,7 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
     ]
   started = time.time()
   history = model.fit(splits.train, validation_data=held_out, epochs=epochs,
-                      callbacks=callbacks, verbose=verbosity() if verbose is None else verbose)
+                      callbacks=callbacks, verbose=verbosity() if verbose is None else verbose,
+                      shuffle=False)   # the tf.data pipeline shuffles, seeded
   return TrainResult(model, history, splits, epochs, time.time() - started,
                      f"{gpus} GPU" if gpus else "CPU", precision, stopper.best_epoch + 1)
