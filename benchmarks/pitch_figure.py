@@ -23,7 +23,8 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from benchmarks.praat_agreement import ours, praat
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
+from benchmarks.praat_agreement import ours, praat  # noqa: E402
 from pipeline.audio import load_audio
 from pipeline.clips import active_frames, frame_rms_db
 from pipeline.spec import DEFAULT_SPEC
