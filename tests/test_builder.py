@@ -67,3 +67,18 @@ def test_the_report_lies_beside_the_data_and_accounts_for_every_file(prepared):
   files = {r["file"]: r for r in report["files"]}
   assert len(files) == 9 and files["bob/broken.wav"]["status"] == "failed"
   assert report["summary"]["encoded"] == 8 and report["summary"]["clips"] == 8
+
+
+def test_tfds_own_tools_work_on_it(prepared):
+  """tfds.as_dataframe and tfds.show_examples, as a TFDS user would call them."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import tensorflow_datasets as tfds
+
+  ds, info = tfds.load("a2i_speakers/dummy", split="train", data_dir=str(prepared / "tfds"),
+                       with_info=True)
+  frame = tfds.as_dataframe(ds.take(3), info)
+  assert len(frame) == 3 and {"image", "speaker", "descriptors"} <= set(frame.columns)
+  figure = tfds.show_examples(ds, info, rows=1, cols=2)
+  assert len(figure.axes) == 2
