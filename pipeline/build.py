@@ -276,9 +276,12 @@ def _build(parser, args, beam_args: list[str], fractions) -> int:
   if (options.view_as(StandardOptions).runner or "DirectRunner") == "DirectRunner" and workers != 1:
     print(f"DirectRunner: {workers or 'one per core'} worker processes "
           "(--direct_num_workers=1 for one)")
+  from pipeline.console import quiet_workers
+
   try:
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        beam_options=options))
+    with quiet_workers():
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          beam_options=options))
   except BuildError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

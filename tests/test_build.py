@@ -32,7 +32,7 @@ def built(corpus, tmp_path_factory):
   out = build(["--input", str(corpus), "--image_size", "64"], data_dir)
   version_dir = data_dir / "a2i_speakers" / "voices_64" / VERSION
   with open(version_dir / "build_report.json") as f:
-    return data_dir, version_dir, json.load(f), out.stdout
+    return data_dir, version_dir, json.load(f), out
 
 
 def load(data_dir, name="a2i_speakers/voices_64"):
@@ -48,7 +48,8 @@ def load(data_dir, name="a2i_speakers/voices_64"):
 
 @pytest.mark.slow
 def test_report_accounts_for_every_file(built, corpus):
-  _, _, report, stdout = built
+  _, _, report, out = built
+  stdout = out.stdout
   on_disk = {os.path.relpath(os.path.join(d, n), corpus) for d, _, names in os.walk(corpus)
              for n in names}
   reported = {r["file"]: r for r in report["files"]}
@@ -128,8 +129,13 @@ def shard_digests(data_dir, name="voices_64"):
 
 @pytest.mark.slow
 def test_one_process_and_two_worker_processes_write_the_same_dataset(built, corpus, tmp_path):
-  data_dir, _, _, stdout = built
+  data_dir, _, _, out = built
+  stdout = out.stdout
   assert "DirectRunner: 2 worker processes" in stdout or os.cpu_count() < 2  # the default
+  # The workers' start-up announcements stay out of the console.
+  from pipeline.console import WORKER_NOISE
+
+  assert not [n for n in WORKER_NOISE if n in out.stderr], out.stderr[-2000:]
   out = build(["--input", str(corpus), "--image_size", "64", "--direct_num_workers=1"], tmp_path)
   assert "worker processes" not in out.stdout
   two, one = example_digests(data_dir), example_digests(tmp_path)
