@@ -69,6 +69,10 @@ def test_report_accounts_for_every_file(built, corpus):
       f"  report   {version_dir / 'build_report.json'}",
       f"  next     python -m trainer.fit --dataset a2i_speakers/voices_64 --data_dir {data_dir}"]
   assert "files_decoded=" not in stdout
+  # While it encodes, it says how far it is; the last count is every shard.
+  shards = len(list(version_dir.glob("a2i_speakers-*.tfrecord-*")))
+  progress = [l for l in stdout.splitlines() if l.startswith("encoding 22 files: ")]
+  assert progress and progress[-1].startswith(f"encoding 22 files: {shards} of {shards} shards")
   # 22 audio names: all but empty, noise (not audio), cut (no header) and
   # silence (one value throughout) decode.
   assert report["counters"]["files_decoded"] == 18

@@ -28,6 +28,7 @@ from pipeline.corpus import CorpusFile, list_corpus
 from pipeline.report import BuildError, build_report
 from pipeline.spec import DESCRIPTOR_NAMES, EncodingSpec
 from pipeline.transforms import BuildShards, report_record
+from tfds_a2i.a2i_speakers.progress import ShardProgress
 
 REPORT_FILE = "build_report.json"
 
@@ -118,7 +119,8 @@ class Builder(FileReaderBuilder):
     build = BuildShards(c.encoding, c.image_size, c.max_seconds, c.fractions, c.split_by,
                         shard_path=ShardPath(self._templates()),
                         serialize=ExampleSerializer(features))
-    with beam.Pipeline(options=download_config.beam_options) as p:
+    with ShardProgress(epath.Path(self.data_dir), len(usable)), \
+        beam.Pipeline(options=download_config.beam_options) as p:
       records, written = (p
                           | "ReadListing" >> beam.io.ReadFromText(os.fspath(work / "listing.jsonl"))
                           | "ParseListing" >> beam.Map(lambda line: CorpusFile(**json.loads(line)))
