@@ -63,6 +63,16 @@ def build(args, data_dir, check=True):
   return out
 
 
+def fresh_python(code, env=None, check=True):
+  """`python -c code` in a new process, outside the repository: what a user's
+  own script sees, without our packages on its path."""
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=env or ENV, cwd="/")
+  if check:
+    assert out.returncode == 0, out.stderr[-2000:]
+  return out
+
+
 def example_digests(data_dir, name="a2i_speakers/voices_64"):
   """(split, position in split) -> hash of every feature, in the order tfds reads them."""
   import tensorflow_datasets as tfds

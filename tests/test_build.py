@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from pipeline.audio import load_audio
 from pipeline.clips import segment
 from pipeline.encode import encode_clip
-from tests.helpers import ENV, build, example_digests, make_corpus, write_wav
+from tests.helpers import ENV, build, example_digests, fresh_python, make_corpus, write_wav
 
 from tfds_a2i import Builder
 
@@ -117,9 +117,7 @@ def test_tfds_load_in_a_fresh_process_without_our_code(built):
           "n = {k: sum(1 for _ in v) for k, v in ds.items()}; "
           "assert not [m for m in sys.modules if m.split('.')[0] in ('pipeline', 'tfds_a2i')]; "
           "print(n['train'], n['validation'], n['test'])")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
-                       cwd="/")
-  assert out.returncode == 0, out.stderr[-2000:]
+  out = fresh_python(code)
   counts = report["summary"]["clips_per_split"]
   assert out.stdout.split() == [str(counts[s]) for s in ("train", "validation", "test")]
 
@@ -224,7 +222,5 @@ def test_readme_demo_build_then_tfds_load_by_bare_name(tmp_path):
           "ds, info = tfds.load('a2i_speakers', with_info=True); "
           "print(info.features['speaker'].names, info.features['image'].shape, "
           "sum(s.num_examples for s in info.splits.values()))")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       cwd="/")
-  assert out.returncode == 0, out.stderr[-2000:]
+  out = fresh_python(code, env=env)
   assert out.stdout.strip() == "['aria', 'rachid'] (512, 512, 3) 1096"

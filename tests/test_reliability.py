@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from pipeline.espeak import synthesize
-from tests.helpers import ENV, build, example_digests, make_corpus
+from tests.helpers import ENV, build, example_digests, fresh_python, make_corpus
 
 from tfds_a2i import Builder
 
@@ -210,9 +210,7 @@ def test_labels_survive_a_reload_and_no_audio_appears_twice(fault_build):
           "rows = [(ex['recording'].decode(), names[int(ex['speaker'])]) for split in b.info.splits"
           " for ex in tfds.as_numpy(b.as_dataset(split=split))]\n"
           "print(json.dumps(rows))")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
-                       cwd="/")
-  assert out.returncode == 0, out.stderr[-2000:]
+  out = fresh_python(code)
   rows = json.loads(out.stdout)
   assert len(rows) == sum(r["clips"] for r in report["files"])
   assert all(speaker_of[recording] == label for recording, label in rows)
@@ -290,8 +288,7 @@ def test_kill_during_build_leaves_nothing_loadable_and_rerun_matches(tmp_path):
   assert list(config_dir.glob("incomplete.*"))               # the half-written folder ...
   code = ("import tensorflow_datasets as tfds; "
           f"tfds.load('a2i_speakers/voices_64', data_dir={str(tmp_path / 'killed')!r})")
-  loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
-                          cwd="/")
+  loaded = fresh_python(code, check=False)
   assert loaded.returncode != 0                              # ... is not a dataset
   rerun = subprocess.run(args, capture_output=True, text=True, env=ENV)
   assert rerun.returncode == 0, rerun.stderr[-2000:]
