@@ -276,10 +276,10 @@ def _build(parser, args, beam_args: list[str], fractions) -> int:
   if (options.view_as(StandardOptions).runner or "DirectRunner") == "DirectRunner" and workers != 1:
     print(f"DirectRunner: {workers or 'one per core'} worker processes "
           "(--direct_num_workers=1 for one)")
-  from pipeline.console import quiet_workers
+  from pipeline.console import WORKER_NOISE, filtered_stderr
 
   try:
-    with quiet_workers():
+    with filtered_stderr(WORKER_NOISE):
       builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
           beam_options=options))
   except BuildError as e:

@@ -1,12 +1,13 @@
-"""The build's console: what Beam's worker processes print that a user cannot act on stays out.
+"""The console: lines a user cannot act on stay out of it, everything else passes.
 
-A multi-process build's SDK workers inherit the build's stderr, and each one
-announces itself while starting ("Logging handler created", "apitools not
-found...", "Discarding unparseable args", "No semi_persistent_directory"),
-before any log level it is given applies. `quiet_workers()` runs a block
-with file descriptor 2 led through a filter, inherited by every process
-started inside it, that drops exactly those lines and passes everything else
-through as it comes (worker errors and tracebacks included).
+`filtered_stderr(noise)` runs a block with file descriptor 2 led through a
+filter, inherited by every process started inside it and seen by C
+libraries too, that drops exactly the lines containing one of `noise` and
+passes everything else through as it comes (errors and tracebacks
+included). A multi-process build's SDK workers inherit the build's stderr,
+and each one announces itself while starting (WORKER_NOISE) before any log
+level it is given applies; the trainer uses the same filter for
+TensorFlow's start-up lines (trainer/quiet.py).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _relay(read_fd: int, write_fd: int, noise) -> None:
 
 
 @contextlib.contextmanager
-def quiet_workers(noise=WORKER_NOISE):
+def filtered_stderr(noise):
   sys.stderr.flush()
   original = os.dup(2)
   read_fd, write_fd = os.pipe()

@@ -42,10 +42,7 @@ def main(argv=None) -> int:
     parser.error(f"--rows from {','.join(ROWS)}; --seeds positive")
   from trainer import study
 
-  try:
-    study.config_of(args)
-  except ValueError as e:
-    parser.error(str(e))
+  base = study.checked_config(parser, args)
 
   builder, data_dir = study.open_dataset_or_exit(args.dataset, args.data_dir)
   os.makedirs(args.output, exist_ok=True)
@@ -64,7 +61,7 @@ def main(argv=None) -> int:
       accuracies.append(acc)
       print(f"{row} seed {seed}: test accuracy {acc:.4f}", flush=True)
     results[row] = study.summary(accuracies)
-  protocol = {"dataset": study.identity(builder), "config": study.config_of(args).__dict__,
+  protocol = {"dataset": study.identity(builder), "config": base.__dict__,
               "model": args.model, "epochs": args.epochs or "sized from the dataset",
               "seeds": args.seeds, "notes": notes,
               "test_examples": builder.info.splits["test"].num_examples,

@@ -1,6 +1,7 @@
 """One training configuration: every setting of a run, its flags, and its record.
 
-    config = TrainConfig.from_flags(argv)        # flags generated from the fields below
+    TrainConfig.add_flags(parser)                # flags generated from the fields below
+    config = TrainConfig.from_args(parser.parse_args(argv))
     config.save(run_folder)                      # RUN/config.json, with dataset and versions
     TrainConfig.load("RUN/config.json")          # the same run again
 

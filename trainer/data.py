@@ -9,8 +9,10 @@ import os
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-CHANNELS = {"rgb": [0, 1, 2], "r": [0], "g": [1], "b": [2], "rg": [0, 1], "rb": [0, 2],
-            "gb": [1, 2]}       # the planes of each --channels choice (trainer.config.CHANNELS)
+from trainer.config import CHANNELS as _CHOICES
+
+# The plane indices of each --channels choice.
+CHANNELS = {choice: ["rgb".index(c) for c in choice] for choice in _CHOICES}
 
 
 class DatasetUnusable(RuntimeError):

@@ -4,44 +4,23 @@ Importing TensorFlow on a machine without a GPU prints "Could not find cuda
 drivers" (twice) and a CPU-feature note through absl before any log level
 applies: TF_CPP_MIN_LOG_LEVEL hides the second but not the first. The first
 `import tensorflow` of a trainer command therefore runs with file
-descriptor 2 captured; afterwards every captured line is written back except
-those notes, and so does the first look for GPUs (CUDA's "failed call to
-cuInit" when there is none). Other errors still show.
+descriptor 2 led through pipeline.console's filter, which drops those notes
+and nothing else, and so does the first look for GPUs (CUDA's "failed call
+to cuInit" when there is none). Other errors still show.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.abc
 import importlib.util
-import os
 import sys
-import tempfile
+
+from pipeline.console import filtered_stderr
 
 NOISE = ("All log messages before absl::InitializeLog() is called",
          "cudart_stub.cc", "Could not find cuda drivers", "cpu_feature_guard.cc",
          "To enable the following instructions", "rebuild TensorFlow with the appropriate")
 NO_GPU = ("failed call to cuInit",)    # CUDA's answer when there is no GPU to use
-
-
-@contextlib.contextmanager
-def filtered_stderr(noise=NOISE):
-  """Captures what C and Python write to stderr; writes back all but `noise`."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as captured:
-    os.dup2(captured.fileno(), 2)
-    try:
-      yield
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
-      captured.seek(0)
-      for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
-        if not any(n in line for n in noise):
-          sys.stderr.write(line)
-      sys.stderr.flush()
 
 
 class _Loader(importlib.abc.Loader):
@@ -52,7 +31,7 @@ class _Loader(importlib.abc.Loader):
     return self.loader.create_module(spec)
 
   def exec_module(self, module):
-    with filtered_stderr():
+    with filtered_stderr(NOISE):
       self.loader.exec_module(module)
     # The first look for GPUs initialises CUDA, which reports at ERROR level
     # that there is none; the run's metrics say which device trained.

@@ -27,10 +27,7 @@ def main(argv=None) -> int:
   p.add_argument("--seeds", type=int, default=3)
   study.add_training_flags(p)
   args = p.parse_args(argv)
-  try:
-    study.config_of(args)
-  except ValueError as e:
-    p.error(str(e))
+  base = study.checked_config(p, args)
   import matplotlib
 
   matplotlib.use("Agg")
@@ -59,7 +56,7 @@ def main(argv=None) -> int:
             flush=True)
     results[str(k)] = {**study.summary(cnn), "chance": 1.0 / k, "speakers": subsets}
     baseline[str(k)] = study.summary(logreg)
-  protocol = {"dataset": study.identity(builder), "config": study.config_of(args).__dict__,
+  protocol = {"dataset": study.identity(builder), "config": base.__dict__,
               "model": args.model, "channels": args.channels,
               "epochs": args.epochs or "sized from the dataset", "seeds": args.seeds,
               "speakers": n_all, "test_examples": builder.info.splits["test"].num_examples,

@@ -31,6 +31,14 @@ def config_of(args, **override):
   return TrainConfig.from_args(args, output=None, **override)
 
 
+def checked_config(parser, args):
+  """`config_of(args)`, or the parser's one-line error before anything runs."""
+  try:
+    return config_of(args)
+  except ValueError as e:
+    parser.error(str(e))
+
+
 def open_dataset_or_exit(name: str, data_dir: str | None):
   """(builder, data dir) of a built dataset, or exit 2 with the command that builds it."""
   from trainer import data
@@ -149,7 +157,7 @@ def logmel_cnn_accuracy(builder, data_dir, config):
   import keras
 
   from trainer.models import build_logmel_model, compile_model
-  from trainer.train import MIN_DELTA, epochs_for
+  from trainer.train import early_stopping, epochs_for
 
   keras.backend.clear_session()
   keras.utils.set_random_seed(config.seed)
@@ -166,9 +174,8 @@ def logmel_cnn_accuracy(builder, data_dir, config):
   epochs = config.epochs or epochs_for(steps)
   compile_model(model, config.learning_rate, decay_steps=epochs * steps)
   model.fit(x, y, validation_data=val, epochs=epochs, batch_size=config.batch_size, verbose=0,
-            callbacks=[keras.callbacks.EarlyStopping(
-                monitor="val_loss" if val is not None else "loss", patience=config.patience,
-                min_delta=MIN_DELTA, restore_best_weights=True)])
+            callbacks=[early_stopping("val_loss" if val is not None else "loss",
+                                      config.patience)])
   return float(model.evaluate(xt, yt, verbose=0)[1]), f"log-mel of the {source}"
 
 

@@ -6,7 +6,7 @@ verification) is `train(config)`.
 
 Epochs: `config.epochs`, or sized from the training split: enough epochs for
 ~1,500 optimisation steps, at least 8 and at most 60 (a 2-voice demo of 876
-clips gets 55, a 20,000-clip corpus 8). The learning rate follows a cosine
+clips gets 54, a 20,000-clip corpus 8). The learning rate follows a cosine
 over them; training stops earlier when the validation loss has not improved
 by 0.001 for `config.patience` epochs, and the best weights are kept.
 """
@@ -24,6 +24,16 @@ from trainer.config import TrainConfig
 TARGET_STEPS = 1500
 EPOCH_RANGE = (8, 60)
 MIN_DELTA = 1e-3        # nats of loss: smaller improvements do not reset the patience
+
+
+def early_stopping(monitor: str, patience: int):
+  """Stops on a plateau: no improvement of at least MIN_DELTA for `patience`
+  epochs (a loss that falls from 1e-5 to 1e-6 has stopped learning
+  anything); the best weights are restored."""
+  import keras
+
+  return keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, min_delta=MIN_DELTA,
+                                       restore_best_weights=True)
 
 
 def epochs_for(steps_per_epoch: int) -> int:
@@ -85,10 +95,7 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
         config.learning_rate, decay_steps=epochs * splits.train_steps, jit_compile=config.xla)
   held_out = splits.validation if validation else None
   monitor = "val_loss" if held_out is not None else "loss"
-  # A plateau: no improvement of at least MIN_DELTA (a loss that falls from
-  # 1e-5 to 1e-6 has stopped learning anything).
-  stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
-                                          min_delta=MIN_DELTA, restore_best_weights=True)
+  stopper = early_stopping(monitor, config.patience)
   callbacks = [stopper]
   if folder:
     callbacks += [

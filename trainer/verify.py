@@ -46,10 +46,7 @@ def main(argv=None) -> int:
   p.add_argument("--output", default="runs/verification")
   study.add_training_flags(p, skip=("output", "dataset", "data_dir"))
   args = p.parse_args(argv)
-  try:
-    config = study.config_of(args)
-  except ValueError as e:
-    p.error(str(e))
+  config = study.checked_config(p, args)
   import keras
   import matplotlib
 
