@@ -454,6 +454,25 @@ def test_equal_error_rate_on_known_scores():
   assert eer == pytest.approx(1 / 3) and auc == pytest.approx(6 / 9)  # 6 of 9 pairs ordered
 
 
+def test_classical_verification_scores_every_pair_of_test_clips():
+  from trainer.verify import classical_scores, equal_error_rate
+
+  rng = np.random.default_rng(0)
+  centre = rng.normal(size=(8, 5)) * 3
+  x = np.concatenate([centre[:4].repeat(10, 0), rng.normal(size=(40, 3))], axis=1)
+  y = np.arange(4).repeat(10)
+  xt = np.concatenate([centre[4:].repeat(5, 0), rng.normal(size=(20, 3))], axis=1)
+  xt[:, :5] += rng.normal(size=(20, 5)) * 0.1
+  yt = np.arange(4, 8).repeat(5)
+  x[3, 6] = np.nan                                  # a missing value takes the median
+  scores, same = classical_scores(x, y, xt, yt, lda=False)
+  assert len(scores) == 20 * 19 // 2 and same.sum() == 4 * 10
+  # Unseen speakers far apart in the descriptors' space: every trial right.
+  assert equal_error_rate(scores, same)[0] < 0.1
+  scores, same = classical_scores(x, y, xt, yt, lda=True)
+  assert len(scores) == 190 and np.isfinite(scores).all()
+
+
 @pytest.mark.slow
 def test_verification_on_unseen_speakers(tmp_path):
   corpus = demo.materialise(demo.DemoCorpus("eight", demo.VOICES20.voices[:8], 6),
@@ -469,6 +488,11 @@ def test_verification_on_unseen_speakers(tmp_path):
   n = r["test_clips"]
   assert n == 24 and r["trials"] == n * (n - 1) // 2 and r["target_trials"] == 4 * 15
   assert 0.0 <= r["eer"] < 0.5 and r["auc"] > 0.5
+  # The same trials on the classical embeddings: eight synthetic voices are
+  # told apart by their descriptors.
+  assert set(r["baselines"]) == {"descriptors_standardised", "descriptors_lda",
+                                 "egemaps_standardised", "egemaps_lda"}
+  assert all(0.0 <= b["eer"] < 0.35 and b["auc"] > 0.7 for b in r["baselines"].values())
   assert (tmp_path / "ver" / "verification.png").stat().st_size
 
 
@@ -483,9 +507,15 @@ def test_verification_refuses_shared_speakers(dataset, tmp_path):
 @pytest.mark.slow
 def test_first_layer_filters(dataset, trained, tmp_path):
   cells, _ = trained
-  out = cli("trainer.filters", "--model", str(cells / "model.keras"), "--output",
-            str(tmp_path), check=False)
-  assert out.returncode == 2 and "--model paper" in out.stderr
+  cli("trainer.filters", "--model", str(cells / "model.keras"), "--output", str(tmp_path / "c"))
+  with open(tmp_path / "c" / "filters.json") as f:
+    bank = json.load(f)["green_filterbank"]
+  # 64 px: a 1 kHz waveform; 48 filters, each peaking within its band.
+  assert bank["rate_hz"] == 1000 and bank["filters"] == 48
+  assert sum(bank["filters_per_band"].values()) == 48
+  assert bank["peak_hz"] == sorted(bank["peak_hz"]) and 0 <= bank["peak_hz"][0]
+  assert bank["peak_hz"][-1] <= 500
+  assert (tmp_path / "c" / "filters.png").stat().st_size
   data_dir, _ = dataset
   cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
       "--output", str(tmp_path / "paper"), "--epochs", "1", "--model", "paper")
@@ -499,8 +529,35 @@ def test_first_layer_filters(dataset, trained, tmp_path):
   assert (tmp_path / "filters.png").stat().st_size
 
 
+def test_filterbank_description_finds_a_known_filter():
+  from trainer.filters import describe_filterbank
+
+  rate, taps = 4000.0, 64
+  t = np.arange(taps) / rate
+  tone = lambda f: np.hanning(taps) * np.cos(2 * np.pi * f * t)
+  kernel = np.stack([tone(1500.0), tone(250.0), tone(700.0)], axis=-1)[:, None, :]
+  stats = describe_filterbank(kernel, rate)
+  assert stats["peak_hz"] == pytest.approx([250.0, 700.0, 1500.0], abs=rate / 1024)
+  assert stats["filters_per_band"] == {"0-300 Hz": 1, "300-1000 Hz": 1, "1000-2000 Hz": 1}
+  # A 64-tap Hann window: main lobe 4 bins wide, so about 2 bins above -6 dB.
+  assert all(100 < w < 200 for w in stats["bandwidth_hz"])
+
+
 @pytest.mark.parametrize("module", ["trainer.scaling", "trainer.verify"])
 def test_study_flags_are_checked_before_anything_runs(module, tmp_path):
   out = cli(module, "--dataset", "a2i_speakers/none", "--data_dir", str(tmp_path),
             "--channels", "xyz", check=False)
   assert out.returncode == 2 and "invalid choice: 'xyz'" in out.stderr
+
+
+def test_egemaps_functionals_measure_a_known_pitch():
+  from trainer import egemaps
+
+  t = np.arange(2 * egemaps.RATE) / egemaps.RATE
+  harmonics = lambda f: sum(np.sin(2 * np.pi * k * f * t) / k for k in range(1, 6))
+  waves = np.stack([0.3 * harmonics(f) for f in (110.0, 220.0)]).astype(np.float32)
+  names, values = egemaps.functionals(waves)
+  assert len(names) == 88 and values.shape == (2, 88)
+  f0 = values[:, names.index("F0semitoneFrom27.5Hz_sma3nz_amean")]
+  # openSMILE reports f0 in semitones above 27.5 Hz: 24 for 110 Hz, 36 for 220 Hz.
+  assert f0 == pytest.approx([24.0, 36.0], abs=0.5)

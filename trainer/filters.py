@@ -1,12 +1,18 @@
-"""What does the first layer look at? Its 3x3 kernels drawn per input plane.
+"""What does the first layer look at? A trained model's first filters, drawn and summarised.
 
     python -m trainer.filters --model runs/a2i_speakers/model.keras --output runs/filters
 
-Writes filters.png (one row of kernels per input plane, each kernel scaled to
-its own range) and filters.json with, per plane, the share of the layer's
-weight magnitude and how many kernels are smoothing (weights of one sign,
-responding to level) or differencing (weights summing to about zero,
-responding to change between neighbouring pixels).
+`paper` (and any model with a 3x3 convolution over all its planes): one row
+of kernels per input plane, each scaled to its own range; filters.json gives,
+per plane, the share of the layer's weight magnitude and how many kernels are
+smoothing (weights of one sign, responding to level) or differencing
+(weights summing to about zero, responding to change between neighbouring
+pixels).
+
+`cells`: red and blue are read cell by cell (1x1), so its first filters are
+the learned filterbank over the green waveform; filters.png shows each
+filter's frequency response, sorted by its peak, and filters.json each
+filter's peak frequency and -6 dB bandwidth and how many peak in each band.
 """
 
 from __future__ import annotations
@@ -33,6 +39,64 @@ def describe_kernels(kernel, planes: str) -> dict:
   return out
 
 
+BANDS_HZ = (0, 300, 1000, 2000, 4000, 8000)
+
+
+def describe_filterbank(kernel, rate: float, n_fft: int = 1024) -> dict:
+  """kernel: (taps, 1, filters) of a Conv1D over a waveform at `rate` Hz ->
+  per filter peak frequency and -6 dB bandwidth; filters per band;
+  the normalised magnitude responses (filters, n_fft // 2 + 1)."""
+  import numpy as np
+
+  taps = kernel[:, 0, :].T                                   # (filters, taps)
+  response = np.abs(np.fft.rfft(taps, n=n_fft, axis=1))
+  response /= response.max(axis=1, keepdims=True) + 1e-12
+  freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
+  peak = freqs[response.argmax(axis=1)]
+  width = (response >= 0.5).sum(axis=1) * (freqs[1] - freqs[0])
+  edges = [e for e in BANDS_HZ if e < rate / 2] + [rate / 2]
+  per_band = {f"{lo:g}-{hi:g} Hz": int(((peak >= lo) & (peak < hi)).sum())
+              for lo, hi in zip(edges[:-1], edges[1:])}
+  per_band[f"{edges[-2]:g}-{edges[-1]:g} Hz"] += int((peak == edges[-1]).sum())
+  order = np.argsort(peak, kind="stable")
+  return {"rate_hz": float(rate), "taps": int(taps.shape[1]), "filters": int(taps.shape[0]),
+          "peak_hz": [float(v) for v in peak[order]],
+          "bandwidth_hz": [float(v) for v in width[order]],
+          "filters_per_band": per_band, "response": response[order], "freqs": freqs}
+
+
+def _filterbank_figure(model, stats, output):
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(6, 3.2))
+  ax.imshow(stats["response"], aspect="auto", origin="lower", cmap="magma",
+            extent=(0, stats["freqs"][-1], 0, stats["filters"]))
+  ax.set_xlabel("frequency (Hz)")
+  ax.set_ylabel("filter (sorted by peak)")
+  ax.set_title(f"{model.name}: learned green filterbank, magnitude response "
+               f"({stats['taps']} taps at {stats['rate_hz']:g} Hz)", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(os.path.join(output, "filters.png"), dpi=110)
+  plt.close(fig)
+
+
+def _filterbank(model, args) -> int:
+  from trainer.models import GreenWaveform
+
+  unfold = next(layer for layer in model.layers if isinstance(layer, GreenWaveform))
+  stats = describe_filterbank(model.get_layer("filterbank").get_weights()[0],
+                              unfold.rate(model.input.shape[1]))
+  os.makedirs(args.output, exist_ok=True)
+  with open(os.path.join(args.output, "filters.json"), "w") as f:
+    json.dump({"model": args.model, "green_filterbank": {
+        k: v for k, v in stats.items() if k not in ("response", "freqs")}}, f, indent=1)
+  _filterbank_figure(model, stats, args.output)
+  print(f"green filterbank: {stats['filters']} filters of {stats['taps']} taps at "
+        f"{stats['rate_hz']:g} Hz; peaks per band: "
+        + ", ".join(f"{band} {n}" for band, n in stats["filters_per_band"].items()))
+  return 0
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m trainer.filters", description=__doc__.split("\n")[0])
   p.add_argument("--model", required=True)
@@ -52,10 +116,11 @@ def main(argv=None) -> int:
   kernels = [layer.get_weights()[0] for layer in model.layers
              if layer.__class__.__name__ == "Conv2D" and layer.kernel_size == (3, 3)]
   kernel = next((k for k in kernels if k.shape[2] == len(planes)), None)
+  if kernel is None and any(layer.name == "filterbank" for layer in model.layers):
+    return _filterbank(model, args)
   if kernel is None:
-    print(f"error: {model.name} has no 3x3 convolution over all its input planes "
-          f"({planes}); the `cells` model reads red and blue cell by cell, so study a "
-          "`--model paper` run", file=sys.stderr)
+    print(f"error: {model.name} has neither a 3x3 convolution over all its input planes "
+          f"({planes}) nor a green filterbank", file=sys.stderr)
     return 2
   stats = describe_kernels(kernel, planes)
   os.makedirs(args.output, exist_ok=True)

@@ -13,7 +13,8 @@ import numpy as np
 from trainer.report import dataset_identity as identity
 
 __all__ = ["identity", "summary", "write_table", "image_cnn_accuracy",
-           "descriptor_logreg_accuracy", "logmel_cnn_accuracy", "clip_waveforms"]
+           "descriptor_logreg_accuracy", "egemaps_logreg_accuracy", "logmel_cnn_accuracy",
+           "clip_waveforms"]
 
 
 def add_training_flags(parser, skip=("output", "seed", "dataset", "data_dir")):
@@ -67,7 +68,7 @@ def image_cnn_accuracy(config, speakers: list[int] | None = None) -> float:
 
 
 @functools.lru_cache(maxsize=8)
-def _descriptor_arrays(builder, split):
+def descriptor_arrays(builder, split):
   import tensorflow_datasets as tfds
 
   ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
@@ -75,23 +76,47 @@ def _descriptor_arrays(builder, split):
   return np.stack([r[0] for r in rows]), np.array([r[1] for r in rows])
 
 
-def descriptor_logreg_accuracy(builder, seed: int, speakers: list[int] | None = None) -> float:
-  """Logistic regression on the 94 red-plane statistics (NaN -> training median)."""
+def _logreg_accuracy(train, test, seed: int, speakers: list[int] | None) -> float:
+  """Standardised logistic regression on feature rows (NaN -> training median)."""
   from sklearn.impute import SimpleImputer
   from sklearn.linear_model import LogisticRegression
   from sklearn.pipeline import make_pipeline
   from sklearn.preprocessing import StandardScaler
 
-  x, y = _descriptor_arrays(builder, "train")
-  xt, yt = _descriptor_arrays(builder, "test")
+  (x, y), (xt, yt) = train, test
   if speakers:
     x, y = x[np.isin(y, speakers)], y[np.isin(y, speakers)]
     xt, yt = xt[np.isin(yt, speakers)], yt[np.isin(yt, speakers)]
-  keep = ~np.isnan(x).all(axis=0)          # a statistic never defined carries nothing
+  keep = ~np.isnan(x).all(axis=0)          # a feature never defined carries nothing
   clf = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
                       LogisticRegression(max_iter=5000, random_state=seed))
   clf.fit(x[:, keep], y)
   return float(clf.score(xt[:, keep], yt))
+
+
+def descriptor_logreg_accuracy(builder, seed: int, speakers: list[int] | None = None) -> float:
+  """Logistic regression on the 94 red-plane statistics (the dataset's `descriptors`)."""
+  return _logreg_accuracy(descriptor_arrays(builder, "train"),
+                          descriptor_arrays(builder, "test"), seed, speakers)
+
+
+@functools.lru_cache(maxsize=8)
+def egemaps_features(builder, data_dir, split):
+  """(88 eGeMAPS v02 functionals per clip, labels, audio source): the same
+  clips the images were made from, described by the speech sciences' standard set."""
+  from trainer import egemaps
+
+  waves, labels, source = clip_waveforms(builder, data_dir, split)
+  return egemaps.functionals(waves)[1], labels, source
+
+
+def egemaps_logreg_accuracy(builder, data_dir, seed: int,
+                            speakers: list[int] | None = None) -> tuple[float, str]:
+  """(test accuracy, note) of logistic regression on eGeMAPS functionals."""
+  x, y, source = egemaps_features(builder, data_dir, "train")
+  xt, yt, _ = egemaps_features(builder, data_dir, "test")
+  return (_logreg_accuracy((x, y), (xt, yt), seed, speakers),
+          f"openSMILE eGeMAPSv02 functionals (88) of the {source}")
 
 
 def corpus_root(builder, data_dir) -> str | None:

@@ -6,8 +6,13 @@
 Needs speaker-disjoint splits (built with --split_by speaker). The CNN learns
 to classify the training speakers; its penultimate layer ("embedding") then
 embeds every test clip, and every pair of test clips is a trial scored by
-cosine similarity: same speaker (target) or not. Writes verification.json
-(EER, AUC, trial counts), verification.md and verification.png (DET curve).
+cosine similarity: same speaker (target) or not. The same trials are scored
+on classical embeddings for comparison: the dataset's 94 descriptors
+standardised, the same projected by linear discriminant analysis (LDA)
+learnt on the training speakers, and openSMILE's eGeMAPS functionals with
+the same LDA (the usual classical front end and back end). Writes
+verification.json (EER, AUC, trial counts per embedding), verification.md
+and verification.png (DET curves).
 """
 
 from __future__ import annotations
@@ -35,6 +40,45 @@ def equal_error_rate(scores, same):
   fnr = 1 - tpr
   i = int(np.argmin(np.abs(fnr - fpr)))
   return float((fpr[i] + fnr[i]) / 2), float(roc_auc_score(same, scores)), fpr, fnr
+
+
+def cosine_trials(e, labels):
+  """(scores, same speaker) of every pair of rows of e."""
+  import numpy as np
+
+  e = np.asarray(e, np.float64)
+  e = e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-12)
+  i, j = np.triu_indices(len(e), k=1)
+  return np.einsum("nd,nd->n", e[i], e[j]), labels[i] == labels[j]
+
+
+def classical_embeddings(builder, data_dir):
+  """{name: (train rows, train labels, test rows, test labels)} of the
+  classical front ends: the descriptors and eGeMAPS functionals."""
+  from trainer import study
+
+  out = {"descriptors": study.descriptor_arrays(builder, "train")
+         + study.descriptor_arrays(builder, "test")}
+  train, test = (study.egemaps_features(builder, data_dir, s) for s in ("train", "test"))
+  out["egemaps"] = train[:2] + test[:2]
+  return out
+
+
+def classical_scores(x, y, xt, yt, lda: bool):
+  """Cosine trials of test rows standardised on the training rows (NaN ->
+  training median), optionally projected by LDA fitted on the training speakers."""
+  import numpy as np
+  from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+  from sklearn.impute import SimpleImputer
+  from sklearn.pipeline import make_pipeline
+  from sklearn.preprocessing import StandardScaler
+
+  keep = ~np.isnan(x).all(axis=0)
+  steps = [SimpleImputer(strategy="median"), StandardScaler()]
+  if lda:
+    steps.append(LinearDiscriminantAnalysis())
+  front = make_pipeline(*steps).fit(x[:, keep], y)
+  return cosine_trials(front.transform(xt[:, keep]), yt)
 
 
 def main(argv=None) -> int:
@@ -73,29 +117,40 @@ def main(argv=None) -> int:
   embed = keras.Model(model.input, model.get_layer("embedding").output)
   test = data.pipeline(builder.as_dataset(split="test"), args.channels, args.batch_size, False,
                        args.seed)
-  e = np.concatenate([embed.predict_on_batch(x) for x, _ in test]).astype(np.float64)
-  e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
-  i, j = np.triu_indices(len(e), k=1)
-  scores = np.einsum("nd,nd->n", e[i], e[j])
-  same = test_labels[i] == test_labels[j]
+  e = np.concatenate([embed.predict_on_batch(x) for x, _ in test])
+  scores, same = cosine_trials(e, test_labels)
   eer, auc, fpr, fnr = equal_error_rate(scores, same)
+  curves = {f"CNN ({args.model}, {args.channels})": (eer, fpr, fnr)}
+  baselines = {}
+  for front, (x, y, xt, yt) in classical_embeddings(builder, data_dir).items():
+    for lda in (False, True):
+      name = f"{front}_lda" if lda else f"{front}_standardised"
+      b_scores, b_same = classical_scores(x, y, xt, yt, lda)
+      b_eer, b_auc, b_fpr, b_fnr = equal_error_rate(b_scores, b_same)
+      baselines[name] = {"eer": b_eer, "auc": b_auc}
+      if lda:
+        curves[name.replace("_", " + ").replace("lda", "LDA")] = (b_eer, b_fpr, b_fnr)
   names = builder.info.features["speaker"].names
   result = {"dataset": study.identity(builder), "model": args.model, "channels": args.channels,
             "eer": eer, "auc": auc, "trials": int(len(scores)), "target_trials": int(same.sum()),
             "train_speakers": [names[k] for k in train_ids],
             "test_speakers": sorted({names[k] for k in test_labels.tolist()}),
-            "test_clips": int(len(e))}
+            "test_clips": int(len(e)), "baselines": baselines}
   os.makedirs(args.output, exist_ok=True)
   with open(os.path.join(args.output, "verification.json"), "w") as f:
     json.dump(result, f, indent=1)
   with open(os.path.join(args.output, "verification.md"), "w") as f:
-    f.write(f"### Verification on unseen speakers ({args.dataset}, {args.model}, "
-            f"{args.channels})\n\n| test speakers | clips | trials (target) | EER | AUC |\n"
-            f"|---|---|---|---|---|\n| {len(result['test_speakers'])} | {len(e)} | "
-            f"{len(scores)} ({int(same.sum())}) | {eer:.3f} | {auc:.3f} |\n")
+    f.write(f"### Verification on unseen speakers ({args.dataset})\n\n"
+            f"{len(result['test_speakers'])} test speakers, {len(e)} clips, {len(scores)} "
+            f"trials ({int(same.sum())} target); cosine scoring of every pair.\n\n"
+            "| embedding | EER | AUC |\n|---|---|---|\n"
+            f"| CNN `{args.model}` ({args.channels}), penultimate layer | {eer:.3f} | {auc:.3f} |\n"
+            + "".join(f"| {name} | {b['eer']:.3f} | {b['auc']:.3f} |\n"
+                      for name, b in baselines.items()))
   fig, ax = plt.subplots(figsize=(4.2, 4))
   clip = lambda v: norm.ppf(np.clip(v, 1e-4, 1 - 1e-4))
-  ax.plot(clip(fpr), clip(fnr), label=f"EER {100 * eer:.1f} %")
+  for name, (c_eer, c_fpr, c_fnr) in curves.items():
+    ax.plot(clip(c_fpr), clip(c_fnr), label=f"{name}: EER {100 * c_eer:.1f} %")
   ticks = [0.01, 0.05, 0.2, 0.5, 0.8]
   ax.set_xticks(clip(np.array(ticks)), [f"{100 * t:g}" for t in ticks])
   ax.set_yticks(clip(np.array(ticks)), [f"{100 * t:g}" for t in ticks])
@@ -105,12 +160,14 @@ def main(argv=None) -> int:
   ax.set_xlabel("false acceptance (%)")
   ax.set_ylabel("false rejection (%)")
   ax.set_title("DET, unseen speakers", fontsize=9)
-  ax.legend(fontsize=8)
+  ax.legend(fontsize=6)
   fig.tight_layout()
   fig.savefig(os.path.join(args.output, "verification.png"), dpi=100)
   plt.close(fig)
   print(f"EER {100 * eer:.2f} % over {len(scores)} trials of {len(result['test_speakers'])} "
-        f"unseen speakers -> {args.output}")
+        f"unseen speakers (" + ", ".join(f"{n} {100 * b['eer']:.2f} %"
+                                          for n, b in baselines.items())
+        + f") -> {args.output}")
   return 0
 
 
