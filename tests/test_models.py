@@ -85,3 +85,41 @@ def test_green_waveform_reads_back_the_encoded_clip(speech, size):
   pool = layer.pool(size)
   assert pool == max(1, size * size // S.clip_samples) and layer.rate(size) <= S.sample_rate
   np.testing.assert_allclose(got, linear.reshape(-1, pool).mean(axis=1), atol=2e-5)
+
+
+def test_fusion_weights_follow_the_evidence_that_generalises(tmp_path):
+  """Two groups' evidence: one names the speaker, one is confident and
+  wrong. Fitted on held-out clips, the fusion keeps the first and all but
+  drops the second; the weights survive saving and loading the model."""
+  import keras
+  import tensorflow as tf
+
+  from trainer.models import Fusion, calibrate_fusion
+
+  rng = np.random.default_rng(0)
+  classes, n = 4, 200
+  y = rng.integers(0, classes, n)
+  good = 3.0 * np.eye(classes)[y] + rng.normal(size=(n, classes))
+  bad = 6.0 * np.eye(classes)[rng.integers(0, classes, n)]
+  a, b = keras.Input((classes,)), keras.Input((classes,))
+  model = keras.Model([a, b], keras.layers.Activation("softmax", name="speaker")(
+      Fusion(name="fusion")([a, b])))
+  held_out = tf.data.Dataset.from_tensor_slices(
+      ((good.astype(np.float32), bad.astype(np.float32)), y)).batch(32)
+  w = calibrate_fusion(model, held_out)
+  assert w[0] > 1.0 and w[1] < 0.1 * w[0]
+  probs = np.asarray(model.predict([good, bad], verbose=0))
+  assert (probs.argmax(axis=1) == y).mean() > 0.9
+  model.save(tmp_path / "m.keras")
+  again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+  np.testing.assert_allclose(again.get_layer("fusion").scale.numpy(), w, rtol=1e-6)
+
+
+def test_cells_fuses_its_plane_groups():
+  """Red/blue and green each give evidence; one plane group needs no fusion."""
+  from trainer.models import Fusion, build_model, calibrate_fusion
+
+  assert any(isinstance(layer, Fusion) for layer in build_model("cells", 64, "rgb", 5).layers)
+  for planes_ in ("rb", "g"):
+    model = build_model("cells", 64, planes_, 5)
+    assert calibrate_fusion(model, []) is None

@@ -10,7 +10,8 @@ those planes), descriptors_logreg (logistic regression on the dataset's
 audio: what a speech scientist would use) and logmel_cnn (the same conv
 blocks on a 64-band log-mel spectrogram of each clip's audio). Writes
 ablation.json (one row per name, each with accuracy_mean and accuracy_std),
-ablation.md and ablation.png, after every row.
+ablation.md and ablation.png, after every row; run again with the same
+settings and --output, a stopped study keeps its finished rows and resumes.
 """
 
 from __future__ import annotations
@@ -35,6 +36,27 @@ def _parser():
   return p
 
 
+def _finished_rows(output: str, protocol: dict, rows) -> dict:
+  """Rows a stopped run of the same study (same dataset version and
+  fingerprint, settings and seeds) already wrote to `output`: kept, so the
+  study resumes where it stopped."""
+  import json
+
+  try:
+    with open(os.path.join(output, "ablation_protocol.json")) as f:
+      previous = json.load(f)
+    with open(os.path.join(output, "ablation.json")) as f:
+      finished = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  same = {k: v for k, v in previous.items() if k != "notes"} == json.loads(json.dumps(
+      {k: v for k, v in protocol.items() if k != "notes"}))
+  if not same:
+    return {}
+  protocol["notes"].update(previous.get("notes", {}))
+  return {row: finished[row] for row in rows if row in finished}
+
+
 def main(argv=None) -> int:
   parser = _parser()
   args = parser.parse_args(argv)
@@ -53,7 +75,11 @@ def main(argv=None) -> int:
               "seeds": args.seeds, "notes": notes,
               "test_examples": builder.info.splits["test"].num_examples,
               "speakers": builder.info.features["speaker"].num_classes}
+  results.update(_finished_rows(args.output, protocol, rows))
   for row in rows:
+    if row in results:
+      print(f"{row}: kept from {os.path.join(args.output, 'ablation.json')}", flush=True)
+      continue
     accuracies = []
     for seed in range(args.seeds):
       config = study.config_of(args, seed=seed, data_dir=data_dir,
@@ -70,7 +96,8 @@ def main(argv=None) -> int:
       print(f"{row} seed {seed}: test accuracy {acc:.4f}", flush=True)
     results[row] = study.summary(accuracies)
     # Written after every row: a long study stopped part-way keeps its finished rows.
-    study.write_table(args.output, "ablation", results, protocol,
+    study.write_table(args.output, "ablation", {r: results[r] for r in rows if r in results},
+                      protocol,
                       title=f"Channel ablation and baselines on {args.dataset}")
   return 0
 

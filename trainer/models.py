@@ -342,7 +342,16 @@ def build_model(name: str, image_size: int, planes: str, num_classes: int,
       # left behind by the waveform's quick memorising of training clips.
       embeddings[-1] = layers.Dropout(0.5, noise_shape=(None, 1), name="drop_waveform")(
           embeddings[-1])
-      x = layers.Concatenate(name="embedding")(embeddings)
+      x = layers.Dropout(0.5)(layers.Concatenate(name="embedding")(embeddings))
+      # Each group's evidence (logits) from its own part of the embedding,
+      # weighted and added (score-level fusion): the weights are 1 in training
+      # and fitted on held-out clips afterwards (`calibrate_fusion`).
+      evidence = [layers.Dense(num_classes, dtype="float32", name=f"evidence_{k}")(
+          Columns(128 * k, 128 * (k + 1), name=f"embedding_part_{k}")(x))
+                  for k in range(len(embeddings))]
+      outputs = layers.Activation("softmax", dtype="float32", name="speaker")(
+          Fusion(dtype="float32", name="fusion")(evidence))
+      return keras.Model(inputs, outputs, name=f"a2i_{name}")
   else:
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
   x = layers.Dropout(0.5)(x)
@@ -350,6 +359,60 @@ def build_model(name: str, image_size: int, planes: str, num_classes: int,
   outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
                          name="speaker")(x)
   return keras.Model(inputs, outputs, name=f"a2i_{name}")
+
+
+@keras.saving.register_keras_serializable(package="a2i")
+class Fusion(layers.Layer):
+  """Weighted sum of each plane group's evidence (logits). The weights are
+  not learnt by gradient descent: 1 while training, then fitted on held-out
+  clips by `calibrate_fusion`, as speaker recognition fuses the scores of its
+  subsystems (linear logistic-regression fusion on a development set)."""
+
+  def build(self, input_shape):
+    self.scale = self.add_weight(shape=(len(input_shape),), initializer="ones",
+                                 trainable=False, name="group_weights")
+
+  def call(self, evidence):
+    return ops.sum(ops.stack(evidence, axis=1) * ops.reshape(self.scale, (1, -1, 1)), axis=1)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape[0]
+
+
+def calibrate_fusion(model: keras.Model, held_out) -> list[float] | None:
+  """Fits the Fusion weights of `model` on a held-out tf.data split of
+  (images, labels): the non-negative weights minimising the cross-entropy
+  of the fused softmax. A group whose evidence does not generalise (a
+  waveform branch that memorised its training clips) gets little weight;
+  the overall scale is the fusion's temperature. Returns the weights (None
+  for a model without fusion)."""
+  import numpy as np
+  import scipy.optimize
+
+  fusion = next((layer for layer in model.layers if isinstance(layer, Fusion)), None)
+  if fusion is None:
+    return None
+  evidence = keras.Model(model.input, fusion.input)
+  parts, labels = [], []
+  for x, y in held_out:
+    parts.append(np.stack([np.asarray(e, np.float64) for e in evidence.predict_on_batch(x)], 1))
+    labels.append(np.asarray(y))
+  e, y = np.concatenate(parts), np.concatenate(labels)       # (n, groups, classes), (n,)
+  rows = np.arange(len(y))
+
+  def loss(w):
+    z = np.einsum("ngc,g->nc", e, w)
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    total = p.sum(axis=1)
+    grad_z = p / total[:, None]
+    grad_z[rows, y] -= 1
+    return (np.log(total) - z[rows, y]).mean(), np.einsum("nc,ngc->g", grad_z, e) / len(y)
+
+  fit = scipy.optimize.minimize(loss, np.ones(e.shape[1]), jac=True, method="L-BFGS-B",
+                                bounds=[(0.0, None)] * e.shape[1])
+  fusion.scale.assign(fit.x.astype(np.float32))
+  return [float(v) for v in fit.x]
 
 
 def build_logmel_model(n_mels: int, frames: int, num_classes: int,

@@ -103,6 +103,7 @@ def write(result, config, folder: str) -> dict:
       # The epoch whose weights were kept (and evaluated): the last that
       # improved the monitored loss by at least trainer.train.MIN_DELTA.
       "best_epoch": result.best_epoch,
+      "fusion_weights": result.fusion_weights,
       "batch_size": config.batch_size,
       "seed": config.seed,
       "device": result.device,

@@ -8,7 +8,9 @@ Epochs: `config.epochs`, or sized from the training split: enough epochs for
 ~1,500 optimisation steps, at least 8 and at most 60 (a 2-voice demo of 876
 clips gets 54, a 20,000-clip corpus 8). The learning rate follows a cosine
 over them; training stops earlier when the validation loss has not improved
-by 0.001 for `config.patience` epochs, and the best weights are kept.
+by 0.001 for `config.patience` epochs, and the best weights are kept. A
+model that fuses plane groups (`cells` on several planes) then has its
+fusion weights fitted on the validation split (models.calibrate_fusion).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class TrainResult:
   device: str
   precision: str
   best_epoch: int          # 1-based epoch whose weights the model holds
+  fusion_weights: list | None = None   # per plane group, fitted on validation (cells)
 
 
 def strategy_and_precision(choice: str = "auto"):
@@ -109,5 +112,7 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
   history = model.fit(splits.train, validation_data=held_out, epochs=epochs,
                       callbacks=callbacks, verbose=verbosity() if verbose is None else verbose,
                       shuffle=False)   # the tf.data pipeline shuffles, seeded
+  fusion = models.calibrate_fusion(model, held_out) if held_out is not None else None
   return TrainResult(model, history, splits, epochs, time.time() - started,
-                     f"{gpus} GPU" if gpus else "CPU", precision, stopper.best_epoch + 1)
+                     f"{gpus} GPU" if gpus else "CPU", precision, stopper.best_epoch + 1,
+                     fusion)
