@@ -63,7 +63,8 @@ def main(argv=None) -> int:
                      "wall_seconds": round(run["seconds"], 1),
                      "peak_rss_mb": round(run["peak_rss"] / 2**20),
                      "parameters": m["parameters"], "test_examples": m["test_examples"],
-                     "speakers": len(m["speakers"]), "dataset_version": m["dataset"]["version"]})
+                     "speakers": len(m["speakers"]), "dataset_version": m["dataset"]["version"],
+                     "fusion": m.get("fusion")})
         print(json.dumps({"dataset": dataset, "model": model, **runs[-1]}), flush=True)
       accuracies = [r["test_accuracy"] for r in runs]
       result["runs"][f"{dataset} {model}"] = {

@@ -88,6 +88,15 @@ def test_metrics_schema_and_consistency(trained, dataset):
     config = json.load(f)
   assert config["settings"]["dataset"] == "a2i_speakers/three"
   assert config["settings"]["epochs"] == 25 and config["settings"]["batch_size"] == 8
+  # Two plane groups fused with weights fitted on validation, saved in the
+  # model; the same network with weights of 1 is scored for comparison.
+  weights = m["fusion"]["weights"]
+  assert len(weights) == 2 and min(weights) >= 0 and weights != [1.0, 1.0]
+  assert round(m["fusion"]["test_accuracy_weights_1"] * 18, 6).is_integer()
+  from trainer.predict import load_run
+
+  model, _ = load_run(str(output / "model.keras"))
+  np.testing.assert_allclose(model.get_layer("fusion").scale.numpy(), weights, rtol=1e-6)
   assert config["dataset"] == m["dataset"] and config["versions"]["encoding_spec"] == "2.0.0"
 
 

@@ -71,6 +71,22 @@ def write_encoding(folder: str, builder, config) -> None:
                "dataset": dataset_identity(builder), "model": config.model}, f, indent=1)
 
 
+def _fusion_effect(model, test, labels, weights):
+  """The fitted fusion weights and, for comparison, the test accuracy the
+  same network scores with every weight left at 1 (None without fusion)."""
+  if not weights:
+    return None
+  from trainer.models import Fusion
+
+  fusion = next(layer for layer in model.layers if isinstance(layer, Fusion))
+  fusion.scale.assign(np.ones(len(weights), np.float32))
+  try:
+    _, prob, _ = predict(model, test)
+  finally:
+    fusion.scale.assign(np.asarray(weights, np.float32))
+  return {"weights": weights, "test_accuracy_weights_1": float((prob.argmax(axis=1) == labels).mean())}
+
+
 def write(result, config, folder: str) -> dict:
   model, splits = result.model, result.splits
   speakers = splits.speakers
@@ -103,7 +119,7 @@ def write(result, config, folder: str) -> dict:
       # The epoch whose weights were kept (and evaluated): the last that
       # improved the monitored loss by at least trainer.train.MIN_DELTA.
       "best_epoch": result.best_epoch,
-      "fusion_weights": result.fusion_weights,
+      "fusion": _fusion_effect(model, splits.test, y, result.fusion_weights),
       "batch_size": config.batch_size,
       "seed": config.seed,
       "device": result.device,
