@@ -395,7 +395,9 @@ def calibrate_fusion(model: keras.Model, held_out) -> list[float] | None:
   evidence = keras.Model(model.input, fusion.input)
   parts, labels = [], []
   for x, y in held_out:
-    parts.append(np.stack([np.asarray(e, np.float64) for e in evidence.predict_on_batch(x)], 1))
+    # Called directly (eagerly): one network per training in a study, and a
+    # traced predict function per network would be retraced every time.
+    parts.append(np.stack([np.asarray(e, np.float64) for e in evidence(x, training=False)], 1))
     labels.append(np.asarray(y))
   e, y = np.concatenate(parts), np.concatenate(labels)       # (n, groups, classes), (n,)
   rows = np.arange(len(y))

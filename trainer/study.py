@@ -219,7 +219,8 @@ def write_table(output: str, stem: str, results: dict, protocol: dict, title: st
            f"Test accuracy, mean +- std over {protocol.get('seeds', 1)} seeds "
            f"({protocol.get('test_examples', '?')} test clips, "
            f"{protocol.get('speakers', '?')} speakers, model {protocol.get('model', '-')}, "
-           f"<= {protocol.get('epochs', '?')} epochs).", "",
+           + (f"<= {protocol['epochs']} epochs" if isinstance(protocol.get("epochs"), int)
+              else "epochs sized from the dataset") + ").", "",
            "| row | accuracy | std | per seed |", "|---|---|---|---|"]
   for row, r in results.items():
     lines.append(f"| {row} | {r['accuracy_mean']:.3f} | {r['accuracy_std']:.3f} | "
