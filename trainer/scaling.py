@@ -79,6 +79,7 @@ def main(argv=None) -> int:
   ax.plot(ks, [1 / k for k in ks], "k:", label="chance")
   ax.set_xscale("log")
   ax.set_xticks(ks, [str(k) for k in ks])
+  ax.set_xticks([], minor=True)     # a log axis labels its minor ticks otherwise
   ax.set_xlabel("speakers")
   ax.set_ylabel("test accuracy")
   ax.set_ylim(0, 1.05)
