@@ -123,3 +123,15 @@ def test_cells_fuses_its_plane_groups():
   for planes_ in ("rb", "g"):
     model = build_model("cells", 64, planes_, 5)
     assert calibrate_fusion(model, []) is None
+
+
+def test_logmel_baseline_pools_statistics_over_time():
+  """The TDNN baseline: frames in, one distribution over speakers out, through
+  the mean and standard deviation over time of its last layer's 256 channels."""
+  from trainer.models import build_logmel_model
+
+  model = build_logmel_model(64, 100, 5)
+  x = np.random.default_rng(0).normal(size=(2, 64, 100, 1)).astype(np.float32)
+  probs = np.asarray(model(x, training=False))
+  assert probs.shape == (2, 5) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+  assert model.get_layer("statistics").output.shape == (None, 2 * 256)

@@ -7,8 +7,9 @@ the initialisation and the order of batches. Rows: R, G, B, RGB (the CNN on
 those planes), descriptors_logreg (logistic regression on the dataset's
 `descriptors`: the red plane's numbers before quantisation), egemaps_logreg
 (the same regression on openSMILE's eGeMAPS v02 functionals of each clip's
-audio: what a speech scientist would use) and logmel_cnn (the same conv
-blocks on a 64-band log-mel spectrogram of each clip's audio). Writes
+audio: what a speech scientist would use) and logmel_cnn (an x-vector-style
+TDNN on a 64-band log-mel spectrogram of each clip's audio: the speech
+field's usual network). Writes
 ablation.json (one row per name, each with accuracy_mean and accuracy_std),
 ablation.md and ablation.png, after every row; run again with the same
 settings and --output, a stopped study keeps its finished rows and resumes.

@@ -177,8 +177,8 @@ def _log_mel(waves):
 
 
 def logmel_cnn_accuracy(builder, data_dir, config):
-  """(test accuracy, note) of a conv net of the same blocks on log-mel
-  spectrograms, trained with the same schedule sizing and early stopping."""
+  """(test accuracy, note) of the x-vector-style TDNN (models.build_logmel_model)
+  on log-mel spectrograms, trained with the same schedule sizing and early stopping."""
   import keras
 
   from trainer.models import build_logmel_model, compile_model
