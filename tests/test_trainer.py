@@ -539,6 +539,8 @@ def test_first_layer_filters(dataset, trained, tmp_path):
   assert sum(bank["filters_per_band"].values()) == 48
   assert bank["peak_hz"] == sorted(bank["peak_hz"]) and 0 <= bank["peak_hz"][0]
   assert bank["peak_hz"][-1] <= 500
+  fresh = json.load(open(tmp_path / "c" / "filters.json"))["at_initialisation"]
+  assert fresh["filters"] == 48 and fresh["peak_hz"] != bank["peak_hz"]
   assert (tmp_path / "c" / "filters.png").stat().st_size
   data_dir, _ = dataset
   cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),

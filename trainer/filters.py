@@ -12,7 +12,8 @@ pixels).
 `cells`: red and blue are read cell by cell (1x1), so its first filters are
 the learned filterbank over the green waveform; filters.png shows each
 filter's frequency response, sorted by its peak, and filters.json each
-filter's peak frequency and -6 dB bandwidth and how many peak in each band.
+filter's peak frequency and -6 dB bandwidth and how many peak in each band,
+with the same for the architecture freshly initialised (what training changed).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def describe_filterbank(kernel, rate: float, n_fft: int = 1024) -> dict:
   return {"rate_hz": float(rate), "taps": int(taps.shape[1]), "filters": int(taps.shape[0]),
           "peak_hz": [float(v) for v in peak[order]],
           "bandwidth_hz": [float(v) for v in width[order]],
+          "median_bandwidth_hz": float(np.median(width)),
+          # mean of the normalised response: 1 for an all-pass, small for a sharp band-pass
+          "median_mean_response": float(np.median(response.mean(axis=1))),
           "filters_per_band": per_band, "response": response[order], "freqs": freqs}
 
 
@@ -83,17 +87,26 @@ def _filterbank_figure(model, stats, output):
 def _filterbank(model, args) -> int:
   from trainer.models import GreenWaveform
 
+  import keras
+
   unfold = next(layer for layer in model.layers if isinstance(layer, GreenWaveform))
-  stats = describe_filterbank(model.get_layer("filterbank").get_weights()[0],
-                              unfold.rate(model.input.shape[1]))
+  rate = unfold.rate(model.input.shape[1])
+  stats = describe_filterbank(model.get_layer("filterbank").get_weights()[0], rate)
+  # The same architecture freshly initialised: what training changed.
+  keras.utils.set_random_seed(0)
+  fresh = describe_filterbank(
+      keras.models.clone_model(model).get_layer("filterbank").get_weights()[0], rate)
   os.makedirs(args.output, exist_ok=True)
+  summary = lambda d: {k: v for k, v in d.items() if k not in ("response", "freqs")}
   with open(os.path.join(args.output, "filters.json"), "w") as f:
-    json.dump({"model": args.model, "green_filterbank": {
-        k: v for k, v in stats.items() if k not in ("response", "freqs")}}, f, indent=1)
+    json.dump({"model": args.model, "green_filterbank": summary(stats),
+               "at_initialisation": summary(fresh)}, f, indent=1)
   _filterbank_figure(model, stats, args.output)
   print(f"green filterbank: {stats['filters']} filters of {stats['taps']} taps at "
         f"{stats['rate_hz']:g} Hz; peaks per band: "
-        + ", ".join(f"{band} {n}" for band, n in stats["filters_per_band"].items()))
+        + ", ".join(f"{band} {n}" for band, n in stats["filters_per_band"].items())
+        + f"; median -6 dB bandwidth {stats['median_bandwidth_hz']:.0f} Hz "
+        f"({fresh['median_bandwidth_hz']:.0f} Hz at initialisation)")
   return 0
 
 
