@@ -254,14 +254,16 @@ class TimeStd(layers.Layer):
     return (input_shape[0], input_shape[2])
 
 
-def _conv_blocks(x, dropout: float, per_block: bool):
-  """Four blocks of 3x3 conv (32, 64, 128, 256 filters), batch norm, ReLU, 2x2 max pool.
+def _conv_blocks(x, dropout: float):
+  """The paper's four blocks: 3x3 conv (32, 64, 128, 256 filters), batch
+  norm, ReLU, 2x2 max pool, dropout.
 
-  `per_block=True` puts dropout in every block, as the paper does. Dropout in
-  front of a batch normalisation makes it learn the variance of dropped-out
-  activations, which inference never sees ("variance shift", Li et al. 2019):
-  measured here, a log-mel CNN at 100 % training accuracy scored chance at
-  inference. `per_block=False` drops out only after the last block.
+  Dropout in front of the next block's batch normalisation makes it learn the
+  variance of dropped-out activations, which inference never sees ("variance
+  shift", Li et al. 2019: measured here, a log-mel CNN built so reached 100 %
+  training accuracy and scored chance at inference); the paper's network
+  keeps it as published, the other networks drop out only after their last
+  block.
   """
   for filters in (32, 64, 128, 256):
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
@@ -270,9 +272,6 @@ def _conv_blocks(x, dropout: float, per_block: bool):
     x = layers.BatchNormalization(momentum=0.9)(x)
     x = layers.Activation("relu")(x)
     x = layers.MaxPooling2D(2)(x)
-    if per_block:
-      x = layers.Dropout(dropout)(x)
-  if not per_block:
     x = layers.Dropout(dropout)(x)
   return x
 
@@ -307,7 +306,7 @@ def build_model(name: str, image_size: int, planes: str, num_classes: int,
   inputs = keras.Input((image_size, image_size, len(planes)), name="image")
   x = layers.Rescaling(1.0 / 255)(inputs)
   if name == "paper":
-    x = _conv_blocks(x, dropout, per_block=True)
+    x = _conv_blocks(x, dropout)
     x = layers.Flatten()(x)
     x = _standardise(x)
     x = layers.Dense(256, activation="relu", name="embedding")(x)
@@ -379,6 +378,10 @@ class Fusion(layers.Layer):
     return input_shape[0]
 
 
+def fusion_layer(model: keras.Model) -> Fusion | None:
+  return next((layer for layer in model.layers if isinstance(layer, Fusion)), None)
+
+
 def calibrate_fusion(model: keras.Model, held_out) -> list[float] | None:
   """Fits the Fusion weights of `model` on a held-out tf.data split of
   (images, labels): the non-negative weights minimising the cross-entropy
@@ -389,7 +392,7 @@ def calibrate_fusion(model: keras.Model, held_out) -> list[float] | None:
   import numpy as np
   import scipy.optimize
 
-  fusion = next((layer for layer in model.layers if isinstance(layer, Fusion)), None)
+  fusion = fusion_layer(model)
   if fusion is None:
     return None
   evidence = keras.Model(model.input, fusion.input)

@@ -76,9 +76,9 @@ def _fusion_effect(model, test, labels, weights):
   same network scores with every weight left at 1 (None without fusion)."""
   if not weights:
     return None
-  from trainer.models import Fusion
+  from trainer.models import fusion_layer
 
-  fusion = next(layer for layer in model.layers if isinstance(layer, Fusion))
+  fusion = fusion_layer(model)
   fusion.scale.assign(np.ones(len(weights), np.float32))
   try:
     _, prob, _ = predict(model, test)
