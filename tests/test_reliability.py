@@ -375,9 +375,10 @@ def test_ctrl_c_stops_with_one_line_and_leaves_nothing(tmp_path):
       [sys.executable, "-m", "pipeline.build", "--input", str(corpus), "--image_size", "64",
        "--data_dir", str(data_dir)], config_dir,
       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-  # Ctrl-C, pressed again after a second if the build has not said it stops:
-  # a first one that lands while Beam starts its worker processes can be
-  # absorbed there, and a user presses again. Never pressed once it has said so.
+  # Ctrl-C, pressed again after a second if the build has not said it stops,
+  # as a user would: in full-suite runs a first press landing just after the
+  # listing was sometimes absorbed (the build then finished). Never pressed
+  # again once the build has said it stops.
   said = threading.Event()
   lines = []
 
