@@ -92,7 +92,7 @@ def main(argv=None) -> int:
       elif row == "egemaps_logreg":
         acc, notes[row] = study.egemaps_logreg_accuracy(builder, data_dir, seed)
       else:
-        acc, notes["logmel_cnn"] = study.logmel_cnn_accuracy(builder, data_dir, config)
+        acc, notes[row] = study.logmel_cnn_accuracy(builder, data_dir, config)
       accuracies.append(acc)
       print(f"{row} seed {seed}: test accuracy {acc:.4f}", flush=True)
     results[row] = study.summary(accuracies)

@@ -76,21 +76,28 @@ def descriptor_arrays(builder, split):
   return np.stack([r[0] for r in rows]), np.array([r[1] for r in rows])
 
 
-def _logreg_accuracy(train, test, seed: int, speakers: list[int] | None) -> float:
-  """Standardised logistic regression on feature rows (NaN -> training median)."""
+def standardised(x, y, *then):
+  """(fitted pipeline, columns kept): feature rows standardised on `x` (NaN ->
+  training median; a feature never defined carries nothing and is dropped),
+  then the estimators `then`. Other rows go through it as `rows[:, keep]`."""
   from sklearn.impute import SimpleImputer
-  from sklearn.linear_model import LogisticRegression
   from sklearn.pipeline import make_pipeline
   from sklearn.preprocessing import StandardScaler
+
+  keep = ~np.isnan(x).all(axis=0)
+  return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                       *then).fit(x[:, keep], y), keep
+
+
+def _logreg_accuracy(train, test, seed: int, speakers: list[int] | None) -> float:
+  """Standardised logistic regression on feature rows."""
+  from sklearn.linear_model import LogisticRegression
 
   (x, y), (xt, yt) = train, test
   if speakers:
     x, y = x[np.isin(y, speakers)], y[np.isin(y, speakers)]
     xt, yt = xt[np.isin(yt, speakers)], yt[np.isin(yt, speakers)]
-  keep = ~np.isnan(x).all(axis=0)          # a feature never defined carries nothing
-  clf = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
-                      LogisticRegression(max_iter=5000, random_state=seed))
-  clf.fit(x[:, keep], y)
+  clf, keep = standardised(x, y, LogisticRegression(max_iter=5000, random_state=seed))
   return float(clf.score(xt[:, keep], yt))
 
 

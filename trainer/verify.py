@@ -67,17 +67,11 @@ def classical_embeddings(builder, data_dir):
 def classical_scores(x, y, xt, yt, lda: bool):
   """Cosine trials of test rows standardised on the training rows (NaN ->
   training median), optionally projected by LDA fitted on the training speakers."""
-  import numpy as np
   from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-  from sklearn.impute import SimpleImputer
-  from sklearn.pipeline import make_pipeline
-  from sklearn.preprocessing import StandardScaler
 
-  keep = ~np.isnan(x).all(axis=0)
-  steps = [SimpleImputer(strategy="median"), StandardScaler()]
-  if lda:
-    steps.append(LinearDiscriminantAnalysis())
-  front = make_pipeline(*steps).fit(x[:, keep], y)
+  from trainer.study import standardised
+
+  front, keep = standardised(x, y, *([LinearDiscriminantAnalysis()] if lda else []))
   return cosine_trials(front.transform(xt[:, keep]), yt)
 
 
