@@ -49,9 +49,9 @@ def encode_clip(x: np.ndarray, image_size: int = 512, spec: EncodingSpec = DEFAU
     raise AudioError("too_short", f"{speech:.2f} s of speech, "
                      f"{spec.min_speech_seconds:g} s needed")
   image = np.empty((image_size, image_size, 3), np.uint8)
-  image[..., 0] = planes.red_plane(d.descriptors, image_size)
-  image[..., 1] = planes.green_plane(x, image_size, spec)
-  image[..., 2] = planes.blue_plane(d.tracks, image_size)
+  planes.red_plane(d.descriptors, image_size, out=image[..., 0])
+  planes.green_plane(x, image_size, spec, out=image[..., 1])
+  planes.blue_plane(d.tracks, image_size, out=image[..., 2])
   return EncodedClip(image=image, descriptors=d.descriptors)
 
 

@@ -109,13 +109,30 @@ def spectral_contrast(mag: np.ndarray, bands) -> np.ndarray:
   return db[0] - db[1]
 
 
-def _local_peaks(frames: np.ndarray, window: np.ndarray, spec: EncodingSpec) -> np.ndarray:
+def _local_peaks(frames: np.ndarray, local_mean: np.ndarray, window: np.ndarray,
+                 spec: EncodingSpec) -> np.ndarray:
   """Peak amplitude of each frame's centre (half the longest period either
-  side, windowed, DC removed): the loudness the voicing decision compares
-  with the clip's peak, as Praat measures it."""
+  side, windowed, less the frame's local mean): the loudness the voicing
+  decision compares with the clip's peak, as Praat measures it."""
   centre = _around_centre(spec, periods=0.5)
-  dc = frames[:, _around_centre(spec)].mean(axis=1, keepdims=True)
-  return np.abs((frames[:, centre] - dc) * window[centre]).max(axis=1)
+  return np.abs((frames[:, centre] - local_mean) * window[centre]).max(axis=1)
+
+
+def _frames(x: np.ndarray, idx: np.ndarray, spec: EncodingSpec) -> np.ndarray:
+  """The centred analysis frames `idx` (ascending), (len(idx), win_length);
+  the clip is zero-padded only when one of them runs past either end."""
+  half = spec.win_length // 2
+  starts = idx * spec.hop_length - half
+  if starts[0] < 0 or starts[-1] + spec.win_length > len(x):
+    x, starts = np.pad(x, (half, half)), starts + half
+  return np.lib.stride_tricks.sliding_window_view(x, spec.win_length)[starts]
+
+
+def _peak_about_mean(x: np.ndarray) -> float:
+  """max |x - mean(x)|, as float32 computes it, from the two extremes: the
+  rounded difference is monotone in x, so one of them attains it."""
+  mean = x.mean()
+  return float(max(x.max() - mean, mean - x.min()))
 
 
 def _around_centre(spec: EncodingSpec, periods: float = 1.0) -> slice:
@@ -133,9 +150,7 @@ def describe(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> Description:
   idx = np.flatnonzero(active_frames(level, spec))
   values = np.empty((len(TRACKS), idx.size), np.float32)   # tracks on the active frames
   if idx.size:
-    half = spec.win_length // 2
-    frames = np.lib.stride_tricks.sliding_window_view(
-        np.pad(x, (half, half)), spec.win_length)[::spec.hop_length][idx]
+    frames = _frames(x, idx, spec)
     signs = np.signbit(frames)
     values[_I["zcr"]] = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / spec.win_length
     values[_I["rms"]] = level[idx]
@@ -147,8 +162,9 @@ def describe(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> Description:
     # spectrum less the mean times the window's spectrum.
     local_mean = frames[:, _around_centre(spec)].mean(axis=1, keepdims=True)
     centred = spectrum - local_mean * a.window_spectrum
-    f0 = pitch(centred.real ** 2 + centred.imag ** 2, _local_peaks(frames, a.window, spec),
-               float(np.abs(x - x.mean()).max()), np.diff(idx, prepend=-2) > 1, spec)
+    f0 = pitch(centred.real ** 2 + centred.imag ** 2,
+               _local_peaks(frames, local_mean, a.window, spec),
+               _peak_about_mean(x), np.diff(idx, prepend=-2) > 1, spec)
     values[_I["f0"]] = f0
     values[_I["hnr"]] = harmonicity(x, idx * spec.hop_length, ~np.isnan(f0), spec)
     values[_I["centroid"]:_I["flatness"] + 1] = spectral_shape(mag, power, a.freqs)
@@ -167,12 +183,23 @@ def describe(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> Description:
 
 def _statistics(values: np.ndarray) -> np.ndarray:
   """Median and mean of each track over the active frames (tracks x frames),
-  interleaved; pitch and HNR over their voiced frames only; NaN if none."""
+  interleaved; pitch and HNR over their voiced frames only; NaN if none.
+
+  Medians come from one sort of all tracks (NaN sorts last, so a track's
+  defined frames come first), as np.median computes them: the middle value,
+  or the mean of the middle two."""
   stats = np.full((len(TRACKS), 2), np.nan, np.float32)
   if values.shape[1]:
-    stats[:, 0] = np.median(values, axis=1)
+    ordered = np.sort(values, axis=1)
+    defined = np.count_nonzero(~np.isnan(ordered), axis=1)
+    voiced_only = np.zeros(len(TRACKS), bool)
+    voiced_only[[_I["f0"], _I["hnr"]]] = True
+    n = np.where(voiced_only, defined, values.shape[1])   # elsewhere NaN makes NaN
+    rows = np.arange(len(TRACKS))
+    lo, hi = ordered[rows, np.maximum(n - 1, 0) // 2], ordered[rows, n // 2 - (n == 0)]
+    stats[:, 0] = np.where((n > 0) & (defined >= n), (lo + hi) / np.float32(2), np.nan)
     stats[:, 1] = values.mean(axis=1)
     for k in (_I["f0"], _I["hnr"]):
       voiced = values[k][~np.isnan(values[k])]
-      stats[k] = (np.median(voiced), voiced.mean()) if voiced.size else (np.nan, np.nan)
+      stats[k, 1] = voiced.mean() if voiced.size else np.nan
   return stats.reshape(-1)

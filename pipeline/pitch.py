@@ -85,7 +85,10 @@ def candidates(power: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC):
   # series; which candidate wins stays the path's choice (a frame-level gate:
   # judged per candidate, band-limited speech would lose its fundamental's
   # candidate to the octave above, whose 'fundamental' is the 2nd harmonic).
-  voice = _harmonic(power, f0, spec).any(axis=1, keepdims=True)
+  voice = _harmonic(power, f0[:, :1], spec)   # most often the first candidate settles it
+  doubt = np.flatnonzero(~voice[:, 0])
+  if doubt.size and f0.shape[1] > 1:
+    voice[doubt, 0] = _harmonic(power[doubt], f0[doubt, 1:], spec).any(axis=1)
   strength = np.where(np.isfinite(score[rows, best]) & voice,
                       peak - spec.octave_cost * np.log2(lag * (spec.f0_min / spec.sample_rate)),
                       -np.inf)
@@ -104,22 +107,26 @@ def _harmonic(power: np.ndarray, f0: np.ndarray, spec: EncodingSpec,
   harmonics."""
   bin_hz = spec.sample_rate / spec.n_fft
   n, bins = power.shape
-  floor = power.max(axis=1, keepdims=True) * 10 ** (-spec.harmonic_range_db / 10)
-  line = np.zeros((n, bins), bool)        # a spectral peak above the floor (not a skirt)
-  mid = power[:, 1:-1]
-  line[:, 1:-1] = (mid >= power[:, :-2]) & (mid >= power[:, 2:]) & (mid > floor)
-  rows = (np.arange(n) * bins)[:, None, None]
+  floor = (power.max(axis=1) * 10 ** (-spec.harmonic_range_db / 10))[:, None, None]
+  # Lines are judged only at the bins read, each against its neighbours:
+  # each row is padded with +inf either side, so bins 0 and bins-1 are never lines.
+  padded = np.empty((n, bins + 2), power.dtype)
+  padded[:, 0] = padded[:, -1] = np.inf
+  padded[:, 1:-1] = power
+  rows = (np.arange(n) * (bins + 2) + 1)[:, None, None]
   at = f0[:, :, None] * (np.arange(1, harmonics + 1) / bin_hz)          # (n, K, H) in bins
   flat = np.minimum(at, bins - 2).astype(np.intp) + rows
   half = (0.5 * f0 / bin_hz)[:, :, None]
   valley = [np.clip(np.rint(at + side * half), 0, bins - 1).astype(np.intp) + rows
             for side in (-1, 1)]
-  power, line = power.ravel(), line.ravel()
-  # A harmonic: a line at k*f0 standing 6 dB over the valleys half-way to its
-  # neighbours. A modem's data spectrum has peaks everywhere and no valleys.
-  peak = np.maximum(power.take(flat), power.take(flat + 1))
-  present = ((line.take(flat) | line.take(flat + 1))
-             & (peak > 2 * (power.take(valley[0]) + power.take(valley[1]))))
+  p = padded.ravel()
+  before, here, after, beyond = (p.take(flat + k) for k in (-1, 0, 1, 2))
+  # A harmonic: a line (a spectral peak above the floor, not a skirt) at k*f0
+  # standing 6 dB over the valleys half-way to its neighbours. A modem's data
+  # spectrum has peaks everywhere and no valleys.
+  line = (((here >= before) & (here >= after) & (here > floor))
+          | ((after >= here) & (after >= beyond) & (after > floor)))
+  present = line & (np.maximum(here, after) > 2 * (p.take(valley[0]) + p.take(valley[1])))
   # Without its fundamental, a voice (band-limited: a telephone line) still
   # shows many harmonics spread over more than an octave (F1 to F2); a
   # modem's data band is narrow.
@@ -203,8 +210,11 @@ def harmonicity(x: np.ndarray, centres: np.ndarray, voiced: np.ndarray,
     return out
   width = 2 * (int(spec.sample_rate / spec.f0_min) // 2 - 1)  # even, as Praat sizes it
   n_fft = 1 << int(np.ceil(np.log2(2 * width)))
-  padded = np.pad(np.asarray(x, np.float32), (width, width))
-  span = padded[centres[rows][:, None] + np.arange(2 * width)]          # (n, 2W) around c
+  x = np.asarray(x, np.float32)
+  first = centres[rows] - width
+  if first[0] < 0 or first[-1] + 2 * width > len(x):   # a span runs off the clip: zeros there
+    x, first = np.pad(x, (width, width)), first + width
+  span = x[first[:, None] + np.arange(2 * width)]                       # (n, 2W) around c
   span -= span.mean(axis=1, keepdims=True)            # the local mean, a period each side
   # Correlations of the reference stretch with the span, and energies of the
   # shifted stretches (the span's squares against a box), for lags 0..W at once.
@@ -228,12 +238,29 @@ def harmonicity(x: np.ndarray, centres: np.ndarray, voiced: np.ndarray,
   return out
 
 
+def strongest_voicing(spec: EncodingSpec = DEFAULT_SPEC) -> float:
+  """An upper bound on any voiced candidate's strength: a peak r of at most 1
+  plus the octave bonus of the shortest lag a parabola can reach."""
+  shortest = (_lags(spec).lo - 0.5) * spec.f0_min / spec.sample_rate
+  return 1.0 - spec.octave_cost * math.log2(shortest) + 1e-6
+
+
 def pitch(power: np.ndarray, local_peak: np.ndarray, global_peak: float,
           starts: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> np.ndarray:
-  """f0 (Hz) per frame from power spectra; NaN where unvoiced."""
-  f0, _, strength = candidates(power, spec)
-  path = best_path(f0, strength, unvoiced_strength(local_peak, global_peak, spec),
-                   starts, spec)
-  k = strength.shape[1]
+  """f0 (Hz) per frame from power spectra; NaN where unvoiced.
+
+  Frames too quiet for any candidate to win (their unvoiced strength beats
+  the strongest possible voiced one by two voicing changes: `best_path`
+  leaves them unvoiced whatever their candidates) are not searched."""
+  unvoiced = unvoiced_strength(local_peak, global_peak, spec)
+  k = min(spec.pitch_candidates, _lags(spec).hi - _lags(spec).lo + 1)
+  f0 = np.ones((len(power), k), np.float32)
+  strength = np.full((len(power), k), -np.inf, np.float32)
+  searched = np.flatnonzero(unvoiced <= strongest_voicing(spec) + 2 * spec.voiced_unvoiced_cost)
+  if searched.size == len(power):
+    f0, _, strength = candidates(power, spec)
+  elif searched.size:
+    f0[searched], _, strength[searched] = candidates(power[searched], spec)
+  path = best_path(f0, strength, unvoiced, starts, spec)
   rows = np.arange(len(path))
   return np.where(path < k, f0[rows, np.minimum(path, k - 1)], np.nan).astype(np.float32)

@@ -39,28 +39,49 @@ def quantize(unit: np.ndarray) -> np.ndarray:
   return q.astype(np.uint8)
 
 
-def _grid_plane(cells: np.ndarray, image_size: int) -> np.ndarray:
-  """Lays (len(TRACKS), p, p) cells row-major on the 7x7 grid of an N x N plane."""
-  p = cells.shape[1]
-  plane = np.zeros((image_size, image_size), np.uint8)
-  grid = plane[:GRID * p, :GRID * p].reshape(GRID, p, GRID, p).transpose(0, 2, 1, 3)
-  rows, last = divmod(len(cells), GRID)
-  grid[:rows] = cells[:rows * GRID].reshape(rows, GRID, p, p)
+def _plane(image_size: int, out: np.ndarray | None) -> np.ndarray:
+  """A zeroed N x N plane, or `out` (e.g. one channel of the image being
+  written, so the plane is written once, in place)."""
+  if out is None:
+    return np.zeros((image_size, image_size), np.uint8)
+  if out.shape != (image_size, image_size) or out.dtype != np.uint8:
+    raise ValueError(f"out must be uint8 {image_size}x{image_size}, not {out.dtype} {out.shape}")
+  return out
+
+
+def _lay_out(cells, plane: np.ndarray, fresh: bool) -> None:
+  """Writes `cells` (len(TRACKS) cells of p x p, or any array that broadcasts
+  to them per grid row) row-major on the 7x7 grid of `plane`; what lies
+  outside the tracks' cells (spare cells, the margin right and below) is 0.
+  `fresh`: the plane is already all zeros."""
+  p = cells.shape[-1]
+  s0, s1 = plane.strides
+  grid = np.lib.stride_tricks.as_strided(plane, (GRID, GRID, p, p), (p * s0, p * s1, s0, s1))
+  rows, last = divmod(len(TRACKS), GRID)
+  grid[:rows] = cells[:rows * GRID].reshape((rows, GRID) + cells.shape[1:])
   grid[rows, :last] = cells[rows * GRID:]
-  return plane
+  if not fresh:
+    grid[rows, last:] = 0
+    plane[GRID * p:] = 0
+    plane[:, GRID * p:] = 0
 
 
-def red_plane(descriptors: np.ndarray, image_size: int) -> np.ndarray:
+def red_plane(descriptors: np.ndarray, image_size: int, out: np.ndarray | None = None) -> np.ndarray:
   """Each track's cell: median in the left half, mean in the right half."""
   p = cell_size(image_size)
   q = quantize(to_unit(np.asarray(descriptors).reshape(len(TRACKS), 2)))
-  cells = np.empty((len(TRACKS), p, p), np.uint8)
-  cells[:, :, :p // 2] = q[:, 0, None, None]
-  cells[:, :, p // 2:] = q[:, 1, None, None]
-  return _grid_plane(cells, image_size)
+  plane = _plane(image_size, out)
+  halves = np.repeat(q, (p // 2, p - p // 2), axis=1)[:, None, :]    # (tracks, 1, p)
+  _lay_out(np.broadcast_to(halves, (len(TRACKS), p, p)), plane, fresh=out is None)
+  return plane
 
 
-def blue_plane(tracks: np.ndarray, image_size: int) -> np.ndarray:
+@functools.lru_cache(maxsize=16)
+def _pixels_per_frame(n_pixels: int, n_frames: int) -> np.ndarray:
+  return np.bincount((np.arange(n_pixels) * n_frames) // n_pixels, minlength=n_frames)
+
+
+def blue_plane(tracks: np.ndarray, image_size: int, out: np.ndarray | None = None) -> np.ndarray:
   """Each track's time course, resampled to p*p values, fills its cell row by row.
 
   Pixel i covers frames [floor(i*T/P), floor((i+1)*T/P)): one frame repeated
@@ -68,17 +89,19 @@ def blue_plane(tracks: np.ndarray, image_size: int) -> np.ndarray:
   """
   p = cell_size(image_size)
   n_pixels, n_frames = p * p, tracks.shape[1]
-  edges = (np.arange(n_pixels) * n_frames) // n_pixels
   unit = to_unit(tracks)
   if n_pixels >= n_frames:
-    patch = quantize(unit)[:, edges]
+    patch = np.repeat(quantize(unit), _pixels_per_frame(n_pixels, n_frames), axis=1)
   else:
+    edges = (np.arange(n_pixels) * n_frames) // n_pixels
     valid = ~np.isnan(unit)
     sums = np.add.reduceat(np.where(valid, unit, 0.0), edges, axis=1)
     counts = np.add.reduceat(valid, edges, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
       patch = quantize(np.where(counts > 0, sums / counts, np.nan))
-  return _grid_plane(patch.reshape(len(TRACKS), p, p), image_size)
+  plane = _plane(image_size, out)
+  _lay_out(patch.reshape(len(TRACKS), p, p), plane, fresh=out is None)
+  return plane
 
 
 _LUT_STEPS = 32767  # green input is pre-quantised to 16 bits, then looked up
@@ -93,11 +116,12 @@ def _pixel_lut(law: str, mu: int) -> np.ndarray:
   return np.rint((y + 1.0) * 127.5).astype(np.uint8)
 
 
-def _to_pixels(y: np.ndarray, spec: EncodingSpec) -> np.ndarray:
+def _to_pixels(y: np.ndarray, spec: EncodingSpec, out: np.ndarray | None = None) -> np.ndarray:
   """[-1, 1] -> 0..255 through the companding law (16-bit index, rounded half up)."""
   idx = np.multiply(y, np.float32(_LUT_STEPS), dtype=np.float32)
   idx += np.float32(_LUT_STEPS + 0.5)
-  return _pixel_lut(spec.green_law, spec.mu).take(idx.astype(np.uint16))
+  # mode="clip" (indices are in range anyway) lets take write a strided `out` unbuffered.
+  return _pixel_lut(spec.green_law, spec.mu).take(idx.astype(np.uint16), out=out, mode="clip")
 
 
 def _from_pixels(q: np.ndarray, spec: EncodingSpec) -> np.ndarray:
@@ -107,7 +131,8 @@ def _from_pixels(q: np.ndarray, spec: EncodingSpec) -> np.ndarray:
   return f
 
 
-def green_plane(x: np.ndarray, image_size: int, spec: EncodingSpec = DEFAULT_SPEC) -> np.ndarray:
+def green_plane(x: np.ndarray, image_size: int, spec: EncodingSpec = DEFAULT_SPEC,
+                out: np.ndarray | None = None) -> np.ndarray:
   """The clip, peak-normalised, zero-padded to clip length, resampled to
   image_size**2 samples, companded and quantised to 0..255, row-major.
 
@@ -120,10 +145,11 @@ def green_plane(x: np.ndarray, image_size: int, spec: EncodingSpec = DEFAULT_SPE
   if peak > 0:
     clip = clip / np.float32(peak)
   y = resample(clip, spec.sample_rate, spec.green_rate(image_size))[:n]
-  plane = np.empty(n, np.uint8)
-  plane[:len(y)] = _to_pixels(np.clip(y, -1.0, 1.0, out=y), spec)
-  plane[len(y):] = _to_pixels(np.zeros(1, np.float32), spec)[0]
-  return plane.reshape(image_size, image_size)
+  plane = np.empty((image_size, image_size), np.uint8) if out is None else out
+  flat = plane.reshape(n)   # a view: a plane, or one channel of an image, has uniform strides
+  _to_pixels(np.clip(y, -1.0, 1.0, out=y), spec, out=flat[:len(y)])
+  flat[len(y):] = _to_pixels(np.zeros(1, np.float32), spec)[0]
+  return plane
 
 
 def waveform_from_green(plane: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC):

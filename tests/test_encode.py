@@ -65,6 +65,27 @@ def test_blue_f0_patch_moves_with_pitch():
                                 cell(swapped[..., 0], "f0", 256)[:, 20:])
 
 
+@pytest.mark.parametrize("size", [64, 128, 512])
+def test_planes_written_into_the_image_equal_planes_on_their_own(speech, size):
+  """encode_clip writes each plane straight into its channel of the image;
+  the planes built alone are the same, and nothing left in a reused buffer
+  survives in the margins or spare cells."""
+  from pipeline import planes
+  from pipeline.features import describe
+  x = speech["en+f3"][:S.clip_samples]
+  d = describe(x)
+  image = encode_clip(x, size).image
+  alone = [planes.red_plane(d.descriptors, size), planes.green_plane(x, size),
+           planes.blue_plane(d.tracks, size)]
+  dirty = np.full((size, size, 3), 77, np.uint8)
+  planes.red_plane(d.descriptors, size, out=dirty[..., 0])
+  planes.green_plane(x, size, out=dirty[..., 1])
+  planes.blue_plane(d.tracks, size, out=dirty[..., 2])
+  for c in range(3):
+    np.testing.assert_array_equal(image[..., c], alone[c])
+    np.testing.assert_array_equal(dirty[..., c], alone[c])
+
+
 def test_blue_is_zero_where_there_is_no_speech():
   image = encode(tone(200.0, 1.0), SR, 256)      # 1 s of 4.096 s: the rest is padding
   patch = cell(image[..., 2], "rms", 256).reshape(-1)

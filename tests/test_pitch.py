@@ -132,3 +132,28 @@ def test_real_speech_agrees_with_praat(real_speech):
   assert s["octave_errors"] <= 0.01
   assert s["hnr_pearson_r"] >= 0.9
   assert s["voicing_precision"] >= 0.9 and s["voicing_recall"] >= 0.9
+
+
+
+def test_frames_left_unsearched_are_those_no_candidate_could_voice(speech, monkeypatch):
+  """pitch() skips the candidate search on frames too quiet to be voiced;
+  a search over every frame chooses the same path, and no candidate is
+  stronger than the bound the skip relies on."""
+  from pipeline import features, pitch as p
+  x = speech["en+m3"][:2 * SR]
+  x = np.concatenate([x, 0.02 * x])                    # a faint repeat: frames to skip
+  calls = []
+  monkeypatch.setattr(features, "pitch", lambda *args: calls.append(args) or p.pitch(*args))
+  features.describe(x)
+  power, local_peak, global_peak, starts, spec = calls[0]
+  f0, _, strength = p.candidates(power, spec)
+  unvoiced = p.unvoiced_strength(local_peak, global_peak, spec)
+  skipped = unvoiced > p.strongest_voicing(spec) + 2 * spec.voiced_unvoiced_cost
+  assert 10 < skipped.sum() < len(power) - 10
+  assert strength.max() <= p.strongest_voicing(spec)
+  path = p.best_path(f0, strength, unvoiced, starts, spec)
+  k = strength.shape[1]
+  searched_all = np.where(path < k, f0[np.arange(len(path)), np.minimum(path, k - 1)], np.nan)
+  ours = p.pitch(power, local_peak, global_peak, starts, spec)
+  np.testing.assert_array_equal(ours, searched_all.astype(np.float32))
+  assert np.isnan(ours[skipped]).all() and (~np.isnan(ours)).sum() > 50
