@@ -50,10 +50,10 @@ def _plane(image_size: int, out: np.ndarray | None) -> np.ndarray:
 
 
 def _lay_out(cells, plane: np.ndarray, fresh: bool) -> None:
-  """Writes `cells` (len(TRACKS) cells of p x p, or any array that broadcasts
-  to them per grid row) row-major on the 7x7 grid of `plane`; what lies
-  outside the tracks' cells (spare cells, the margin right and below) is 0.
-  `fresh`: the plane is already all zeros."""
+  """Writes `cells`, (len(TRACKS), p, p), row-major on the 7x7 grid of
+  `plane` (any strides: a channel of an image will do); what lies outside
+  the tracks' cells (spare cells, the margin right and below) is 0.
+  `fresh`: the plane is all zeros already."""
   p = cells.shape[-1]
   s0, s1 = plane.strides
   grid = np.lib.stride_tricks.as_strided(plane, (GRID, GRID, p, p), (p * s0, p * s1, s0, s1))
