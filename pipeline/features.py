@@ -20,7 +20,7 @@ import numpy as np
 import scipy.fft
 
 from pipeline.clips import active_frames, frame_rms_db
-from pipeline.pitch import harmonicity, pitch
+from pipeline.pitch import harmonicity, pitch, windows
 from pipeline.spec import DEFAULT_SPEC, TRACK_INDEX, TRACKS, EncodingSpec
 
 _I = TRACK_INDEX
@@ -118,16 +118,6 @@ def _local_peaks(frames: np.ndarray, local_mean: np.ndarray, window: np.ndarray,
   return np.abs((frames[:, centre] - local_mean) * window[centre]).max(axis=1)
 
 
-def _frames(x: np.ndarray, idx: np.ndarray, spec: EncodingSpec) -> np.ndarray:
-  """The centred analysis frames `idx` (ascending), (len(idx), win_length);
-  the clip is zero-padded only when one of them runs past either end."""
-  half = spec.win_length // 2
-  starts = idx * spec.hop_length - half
-  if starts[0] < 0 or starts[-1] + spec.win_length > len(x):
-    x, starts = np.pad(x, (half, half)), starts + half
-  return np.lib.stride_tricks.sliding_window_view(x, spec.win_length)[starts]
-
-
 def _peak_about_mean(x: np.ndarray) -> float:
   """max |x - mean(x)|, as float32 computes it, from the two extremes: the
   rounded difference is monotone in x, so one of them attains it."""
@@ -150,7 +140,7 @@ def describe(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> Description:
   idx = np.flatnonzero(active_frames(level, spec))
   values = np.empty((len(TRACKS), idx.size), np.float32)   # tracks on the active frames
   if idx.size:
-    frames = _frames(x, idx, spec)
+    frames = windows(x, idx * spec.hop_length - spec.win_length // 2, spec.win_length)  # centred
     signs = np.signbit(frames)
     values[_I["zcr"]] = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / spec.win_length
     values[_I["rms"]] = level[idx]

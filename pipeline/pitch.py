@@ -54,6 +54,11 @@ def _lags(spec: EncodingSpec) -> _Lags:
   return _Lags((acf[:hi + 2] / acf[0]).astype(np.float32), lo, hi)
 
 
+def candidate_count(spec: EncodingSpec = DEFAULT_SPEC) -> int:
+  """Voiced candidates per frame: spec.pitch_candidates, or fewer if the lag range is short."""
+  return min(spec.pitch_candidates, _lags(spec).hi - _lags(spec).lo + 1)
+
+
 def candidates(power: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC):
   """(f0 Hz, peak r, strength) of the `spec.pitch_candidates` strongest
   autocorrelation peaks per frame, each (frames, K); absent candidates have
@@ -67,7 +72,7 @@ def candidates(power: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC):
   is_peak = (mid > left) & (mid >= right) & (mid > 0.5 * spec.voicing_threshold)
   score = np.where(is_peak, mid + bonus, -np.inf)
   rows = np.arange(len(r))
-  best = np.empty((len(r), min(spec.pitch_candidates, score.shape[1])), np.intp)
+  best = np.empty((len(r), candidate_count(spec)), np.intp)
   remaining = score.copy()
   for j in range(best.shape[1]):   # k argmax passes: 10x faster than argpartition here
     best[:, j] = remaining.argmax(axis=1)
@@ -189,6 +194,14 @@ def best_path(f0: np.ndarray, strength: np.ndarray, unvoiced: np.ndarray,
   return path
 
 
+def windows(x: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+  """x[s:s + length] for each of the ascending `starts`, (len(starts), length),
+  zeros where a window runs past either end; x is padded only when one does."""
+  if starts[0] < 0 or starts[-1] + length > len(x):
+    x, starts = np.pad(x, (length, length)), starts + length
+  return np.lib.stride_tricks.sliding_window_view(x, length)[starts]
+
+
 @functools.lru_cache(maxsize=4)
 def _box_spectrum(width: int, n_fft: int) -> np.ndarray:
   return np.conj(scipy.fft.rfft(np.ones(width, np.float32), n_fft)).astype(np.complex64)
@@ -210,11 +223,7 @@ def harmonicity(x: np.ndarray, centres: np.ndarray, voiced: np.ndarray,
     return out
   width = 2 * (int(spec.sample_rate / spec.f0_min) // 2 - 1)  # even, as Praat sizes it
   n_fft = 1 << int(np.ceil(np.log2(2 * width)))
-  x = np.asarray(x, np.float32)
-  first = centres[rows] - width
-  if first[0] < 0 or first[-1] + 2 * width > len(x):   # a span runs off the clip: zeros there
-    x, first = np.pad(x, (width, width)), first + width
-  span = x[first[:, None] + np.arange(2 * width)]                       # (n, 2W) around c
+  span = windows(np.asarray(x, np.float32), centres[rows] - width, 2 * width)  # (n, 2W) around c
   span -= span.mean(axis=1, keepdims=True)            # the local mean, a period each side
   # Correlations of the reference stretch with the span, and energies of the
   # shifted stretches (the span's squares against a box), for lags 0..W at once.
@@ -253,7 +262,7 @@ def pitch(power: np.ndarray, local_peak: np.ndarray, global_peak: float,
   the strongest possible voiced one by two voicing changes: `best_path`
   leaves them unvoiced whatever their candidates) are not searched."""
   unvoiced = unvoiced_strength(local_peak, global_peak, spec)
-  k = min(spec.pitch_candidates, _lags(spec).hi - _lags(spec).lo + 1)
+  k = candidate_count(spec)
   f0 = np.ones((len(power), k), np.float32)
   strength = np.full((len(power), k), -np.inf, np.float32)
   searched = np.flatnonzero(unvoiced <= strongest_voicing(spec) + 2 * spec.voiced_unvoiced_cost)

@@ -157,3 +157,12 @@ def test_frames_left_unsearched_are_those_no_candidate_could_voice(speech, monke
   ours = p.pitch(power, local_peak, global_peak, starts, spec)
   np.testing.assert_array_equal(ours, searched_all.astype(np.float32))
   assert np.isnan(ours[skipped]).all() and (~np.isnan(ours)).sum() > 50
+
+
+def test_windows_read_zeros_past_either_end():
+  from pipeline.pitch import windows
+  x = np.arange(1, 11, dtype=np.float32)
+  padded = np.concatenate([np.zeros(4, np.float32), x, np.zeros(4, np.float32)])
+  for starts in ([-3, 0, 5], [2, 4], [6, 7]):
+    got = windows(x, np.array(starts), 4)
+    np.testing.assert_array_equal(got, [padded[s + 4:s + 8] for s in starts])
