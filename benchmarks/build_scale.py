@@ -57,7 +57,7 @@ def make_corpus(folder: str, files: int) -> str:
   pool = []
   for i in range(POOL):
     voice = voices[i % len(voices)]
-    x, rate = demo._utterance(voice, i // len(voices), SECONDS, degraded=False)
+    x, rate, _ = demo._utterance(voice, i // len(voices), SECONDS, degraded=False)
     from pipeline.audio import to_working_rate
 
     pool.append((voice.speaker, to_working_rate(x, rate)))

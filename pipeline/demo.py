@@ -82,15 +82,17 @@ VOICES20 = DemoCorpus(
 CORPORA = {c.name: c for c in (DEMO, VOICES20)}
 
 
-def degrade(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+def degrade(x: np.ndarray, sr: int, rng: np.random.Generator):
   """A recording made somewhere real: speed 0.9-1.1 (tempo and pitch), a room
   (exponentially decaying noise impulse response, RT60 0.1-0.7 s, half of the
-  time), background noise at 5-30 dB SNR, and a level of -30..-3 dBFS peak."""
+  time), background noise at 5-30 dB SNR, and a level of -30..-3 dBFS peak.
+  Returns the degraded audio and the conditions drawn."""
   import scipy.signal
   import soxr
 
   speed = rng.uniform(0.9, 1.1)
   x = soxr.resample(x, sr * speed, sr).astype(np.float32)
+  rt60 = 0.0
   if rng.random() < 0.5:
     rt60 = rng.uniform(0.1, 0.7)
     t = np.arange(int(rt60 * sr)) / sr
@@ -100,15 +102,20 @@ def degrade(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
   power = np.mean(x ** 2) + 1e-12
   snr = rng.uniform(5, 30)
   noise = rng.standard_normal(len(x))
-  if rng.random() < 0.5:  # brown-ish noise (hum, traffic) half of the time
+  brown = rng.random() < 0.5   # brown-ish noise (hum, traffic) half of the time
+  if brown:
     noise = np.cumsum(noise)
     noise -= np.convolve(noise, np.ones(401) / 401, mode="same")
   x = x + noise * np.sqrt(power / 10 ** (snr / 10) / (np.mean(noise ** 2) + 1e-12))
   peak_db = rng.uniform(-30, -3)
-  return (x / (np.abs(x).max() + 1e-12) * 10 ** (peak_db / 20)).astype(np.float32)
+  conditions = {"speed": round(float(speed), 4), "rt60_seconds": round(float(rt60), 3),
+                "snr_db": round(float(snr), 2), "noise": "brown" if brown else "white",
+                "peak_dbfs": round(float(peak_db), 2)}
+  return (x / (np.abs(x).max() + 1e-12) * 10 ** (peak_db / 20)).astype(np.float32), conditions
 
 
 def _utterance(voice: Voice, index: int, max_seconds: float, degraded: bool = False):
+  """(audio, rate, the conditions it was degraded with or None)."""
   seed = int.from_bytes(hashlib.sha256(f"{voice.speaker}/{index}".encode()).digest()[:8], "big")
   rng = np.random.default_rng(seed)
   words = list(rng.choice(WORDS, size=int(rng.integers(5, 10))))
@@ -118,10 +125,11 @@ def _utterance(voice: Voice, index: int, max_seconds: float, degraded: bool = Fa
   while True:
     x, sr = synthesize(" ".join(words), voice.voice, rate=rate, pitch=pitch,
                        pitch_range=pitch_range)
+    conditions = None
     if degraded:
-      x = degrade(x, sr, rng)
+      x, conditions = degrade(x, sr, rng)
     if len(x) <= max_seconds * sr or len(words) <= 2:
-      return x[:int(max_seconds * sr)], sr
+      return x[:int(max_seconds * sr)], sr, conditions
     words = words[:-1]
 
 
@@ -130,9 +138,19 @@ def _synthesise(corpus: DemoCorpus, folder: str) -> None:
     os.makedirs(os.path.join(folder, voice.speaker), exist_ok=True)
     for i in range(corpus.utterances):
       path = os.path.join(folder, voice.speaker, f"{voice.speaker}_{i:04d}.wav")
-      x, sr = _utterance(voice, i, corpus.max_seconds, corpus.degrade)
+      x, sr, _ = _utterance(voice, i, corpus.max_seconds, corpus.degrade)
       sf.write(path + ".part", x, sr, subtype="PCM_16", format="WAV")
       os.replace(path + ".part", path)
+
+
+def recording_conditions(corpus: DemoCorpus, recording: str) -> dict | None:
+  """The conditions a recording of `corpus` ("speaker/speaker_0005.wav", as a
+  dataset's `recording` feature names it) was degraded with, drawn again
+  from its seed; None for a corpus that is not degraded."""
+  speaker, name = recording.split("/")[-2:]
+  voice = next(v for v in corpus.voices if v.speaker == speaker)
+  index = int(os.path.splitext(name)[0].rsplit("_", 1)[1])
+  return _utterance(voice, index, corpus.max_seconds, corpus.degrade)[2]
 
 
 def materialise(corpus: DemoCorpus, root: str) -> str:

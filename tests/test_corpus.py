@@ -170,3 +170,23 @@ def test_demo_synthesis_is_reproducible(tmp_path):
                     for p in sorted(pathlib.Path(folder).rglob("*.wav"))})
     time.sleep(1.1)
   assert len(digests[0]) == 12 and digests[0] == digests[1]
+
+
+def test_recording_conditions_are_those_the_recording_was_made_in(tmp_path):
+  """The conditions drawn again for a degraded demo recording are the ones
+  it was written with: its peak level is the one drawn, and every condition
+  lies in the ranges the corpus documents."""
+  import numpy as np
+  import soundfile as sf
+
+  from pipeline import demo
+
+  small = demo.DemoCorpus("conditions", demo.VOICES20.voices[:3], 2, degrade=True)
+  folder = pathlib.Path(demo.materialise(small, str(tmp_path)))
+  for path in sorted(folder.rglob("*.wav")):
+    c = demo.recording_conditions(small, path.relative_to(folder).as_posix())
+    x, _ = sf.read(path)
+    assert 20 * np.log10(np.abs(x).max()) == pytest.approx(c["peak_dbfs"], abs=0.01)
+    assert 0.9 <= c["speed"] <= 1.1 and 5 <= c["snr_db"] <= 30
+    assert c["rt60_seconds"] == 0 or 0.1 <= c["rt60_seconds"] <= 0.7
+  assert demo.recording_conditions(demo.DEMO, "aria/aria_0000.wav") is None
