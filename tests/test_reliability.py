@@ -365,7 +365,6 @@ def test_jsonl_manifest_line_that_is_not_an_object_fails_with_one_line(tmp_path)
   assert "line 2 is a JSON list, not an object" in out.stderr
 
 
-@pytest.mark.slow
 def _as_a_terminal_starts_it():
   """Ctrl-C at its default, as a shell gives a job it runs in the foreground.
   A child inherits an ignored SIGINT (a job a script starts in the background
@@ -374,6 +373,7 @@ def _as_a_terminal_starts_it():
   signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_with_one_line_and_leaves_nothing(tmp_path):
   corpus = make_corpus(tmp_path / "voices", utterances=3)
   data_dir = tmp_path / "tfds"
