@@ -6,8 +6,8 @@
 Each seed is `python -m trainer.fit --dataset D --seed S` with every other
 setting at its default. Every test clip is then scored by every run, and
 each clip of the degraded demo corpus (voices20) is matched with the
-conditions its recording was made in, drawn again from its seed
-(`pipeline.demo.recording_conditions`: speed, reverberation time, SNR).
+conditions its recording was made in, as the corpus's synthesis recorded
+them (`pipeline.demo.recording_conditions`: speed, reverberation time, SNR).
 Writes --out (JSON) and prints a Markdown table: the clips most runs miss,
 and the mean conditions of those clips against the clips no run misses.
 """
@@ -53,13 +53,16 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--data_dir", default=os.path.expanduser("~/tensorflow_datasets"))
   p.add_argument("--dataset", default="a2i_speakers/voices20_128")
-  p.add_argument("--corpus", default="voices20", help="the demo corpus the dataset was built from")
   p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
   p.add_argument("--out", default="docs/training_voices20_hard_clips.json")
   args = p.parse_args(argv)
   from pipeline import demo
+  from trainer.data import open_dataset
+  from trainer.study import corpus_root
 
-  corpus = demo.CORPORA[args.corpus]
+  folder = corpus_root(open_dataset(args.dataset, args.data_dir), args.data_dir)
+  if folder is None or not os.path.exists(folder + demo.CONDITIONS):
+    raise SystemExit(f"{args.dataset} was not built from a degraded demo corpus this a2i makes")
   command = "python benchmarks/hard_clips.py " + " ".join(sys.argv[1:] if argv is None else argv)
   missed, accuracies, truth = None, [], None
   for seed in args.seeds:
@@ -80,7 +83,7 @@ def main(argv=None) -> int:
       raise SystemExit("the test split came back in another order")
     missed += predicted != labels
     accuracies.append(float(np.mean(predicted == labels)))
-  conditions = [demo.recording_conditions(corpus, r) for r in truth[0]]
+  conditions = [demo.recording_conditions(folder, r) for r in truth[0]]
   runs = len(args.seeds)
   hard = missed * 2 >= runs
   never = missed == 0

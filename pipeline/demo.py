@@ -8,7 +8,8 @@ are not told apart by recording conditions or trivially by the clean signal. Eac
 utterance draws its words, speaking rate and pitch from a generator seeded by
 the speaker and utterance number, so the corpus is the same on every machine.
 It is written as a folder-per-speaker tree of 22.05 kHz WAV files and then
-built like any user corpus.
+built like any user corpus; beside a degraded corpus's folder, a JSON file
+records the conditions each recording was made in (`recording_conditions`).
 
 Reproducibility: eSpeak NG keeps state from one utterance to the next (the
 flutter phase, for one), and its "breath" voice variants draw noise seeded by
@@ -134,23 +135,38 @@ def _utterance(voice: Voice, index: int, max_seconds: float, degraded: bool = Fa
 
 
 def _synthesise(corpus: DemoCorpus, folder: str) -> None:
+  """Writes every recording, and beside the folder the conditions each
+  degraded one was made in (`recording_conditions`)."""
+  conditions = {}
   for voice in corpus.voices:
     os.makedirs(os.path.join(folder, voice.speaker), exist_ok=True)
     for i in range(corpus.utterances):
-      path = os.path.join(folder, voice.speaker, f"{voice.speaker}_{i:04d}.wav")
-      x, sr, _ = _utterance(voice, i, corpus.max_seconds, corpus.degrade)
+      name = f"{voice.speaker}/{voice.speaker}_{i:04d}.wav"
+      path = os.path.join(folder, name)
+      x, sr, conditions[name] = _utterance(voice, i, corpus.max_seconds, corpus.degrade)
       sf.write(path + ".part", x, sr, subtype="PCM_16", format="WAV")
       os.replace(path + ".part", path)
+  if corpus.degrade:
+    with open(folder + CONDITIONS, "w") as f:
+      json.dump(conditions, f, indent=0)
 
 
-def recording_conditions(corpus: DemoCorpus, recording: str) -> dict | None:
-  """The conditions a recording of `corpus` ("speaker/speaker_0005.wav", as a
-  dataset's `recording` feature names it) was degraded with, drawn again
-  from its seed; None for a corpus that is not degraded."""
-  speaker, name = recording.split("/")[-2:]
-  voice = next(v for v in corpus.voices if v.speaker == speaker)
-  index = int(os.path.splitext(name)[0].rsplit("_", 1)[1])
-  return _utterance(voice, index, corpus.max_seconds, corpus.degrade)[2]
+CONDITIONS = ".conditions.json"
+
+
+def recording_conditions(folder: str, recording: str) -> dict:
+  """The conditions a recording of a degraded demo corpus was made in (speed,
+  RT60, SNR, noise, peak level), as its synthesis recorded them beside the
+  corpus `folder` (what `materialise` returns); `recording` as a dataset's
+  `recording` feature names it ("speaker/speaker_0005.wav")."""
+  try:
+    with open(folder + CONDITIONS) as f:
+      recorded = json.load(f)
+  except FileNotFoundError:
+    raise FileNotFoundError(f"no {folder + CONDITIONS}: a corpus that is not degraded, or "
+                            f"one synthesised by an earlier a2i (delete {folder} and its "
+                            ".complete marker to synthesise it again)") from None
+  return recorded["/".join(recording.split("/")[-2:])]
 
 
 def materialise(corpus: DemoCorpus, root: str) -> str:

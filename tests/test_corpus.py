@@ -173,9 +173,9 @@ def test_demo_synthesis_is_reproducible(tmp_path):
 
 
 def test_recording_conditions_are_those_the_recording_was_made_in(tmp_path):
-  """The conditions drawn again for a degraded demo recording are the ones
-  it was written with: its peak level is the one drawn, and every condition
-  lies in the ranges the corpus documents."""
+  """The conditions recorded for each degraded demo recording are the ones
+  it was made in: its peak level is the one drawn, and every condition lies
+  in the ranges the corpus documents."""
   import numpy as np
   import soundfile as sf
 
@@ -183,10 +183,11 @@ def test_recording_conditions_are_those_the_recording_was_made_in(tmp_path):
 
   small = demo.DemoCorpus("conditions", demo.VOICES20.voices[:3], 2, degrade=True)
   folder = pathlib.Path(demo.materialise(small, str(tmp_path)))
-  for path in sorted(folder.rglob("*.wav")):
-    c = demo.recording_conditions(small, path.relative_to(folder).as_posix())
+  paths = sorted(folder.rglob("*.wav"))
+  assert len(paths) == 6
+  for path in paths:
+    c = demo.recording_conditions(str(folder), path.relative_to(folder).as_posix())
     x, _ = sf.read(path)
     assert 20 * np.log10(np.abs(x).max()) == pytest.approx(c["peak_dbfs"], abs=0.01)
     assert 0.9 <= c["speed"] <= 1.1 and 5 <= c["snr_db"] <= 30
     assert c["rt60_seconds"] == 0 or 0.1 <= c["rt60_seconds"] <= 0.7
-  assert demo.recording_conditions(demo.DEMO, "aria/aria_0000.wav") is None
