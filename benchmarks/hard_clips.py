@@ -30,19 +30,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 def test_predictions(run_folder: str, data_dir: str, dataset: str):
   """(recordings, true labels, predicted labels) of a trained run on the test split."""
-  import keras
   import tensorflow_datasets as tfds
 
-  import trainer.models  # noqa: F401  (registers the layers the model is made of)
   from trainer.data import open_dataset, select_channels
+  from trainer.predict import load_run
 
-  with open(os.path.join(run_folder, "config.json")) as f:
-    channels = json.load(f)["settings"]["channels"]
-  model = keras.models.load_model(os.path.join(run_folder, "model.keras"), compile=False)
+  model, settings = load_run(os.path.join(run_folder, "model.keras"))
   ds = open_dataset(dataset, data_dir).as_dataset(split="test", shuffle_files=False)
   recordings, labels, predicted = [], [], []
   for batch in tfds.as_numpy(ds.batch(64)):
-    images = select_channels(batch["image"], channels).numpy()
+    images = select_channels(batch["image"], settings["channels"]).numpy()
     predicted.append(model.predict_on_batch(images).argmax(axis=1))
     labels.append(batch["speaker"])
     recordings += [r.decode() for r in batch["recording"]]
@@ -109,7 +106,7 @@ def main(argv=None) -> int:
                      "missed_by_none": mean_conditions(never),
                      "all": mean_conditions(np.ones(len(missed), bool))},
       "hard_clips": [{"recording": r, "runs_missing_it": int(m), **c}
-                     for r, m, c in zip(truth[0], missed, conditions) if m * 2 >= runs],
+                     for r, m, c, h in zip(truth[0], missed, conditions, hard) if h],
   }
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
   with open(args.out, "w") as f:

@@ -263,13 +263,14 @@ def pitch(power: np.ndarray, local_peak: np.ndarray, global_peak: float,
   leaves them unvoiced whatever their candidates) are not searched."""
   unvoiced = unvoiced_strength(local_peak, global_peak, spec)
   k = candidate_count(spec)
-  f0 = np.ones((len(power), k), np.float32)
-  strength = np.full((len(power), k), -np.inf, np.float32)
   searched = np.flatnonzero(unvoiced <= strongest_voicing(spec) + 2 * spec.voiced_unvoiced_cost)
   if searched.size == len(power):
     f0, _, strength = candidates(power, spec)
-  elif searched.size:
-    f0[searched], _, strength[searched] = candidates(power[searched], spec)
+  else:   # the frames left out have no candidate
+    f0 = np.ones((len(power), k), np.float32)
+    strength = np.full((len(power), k), -np.inf, np.float32)
+    if searched.size:
+      f0[searched], _, strength[searched] = candidates(power[searched], spec)
   path = best_path(f0, strength, unvoiced, starts, spec)
   rows = np.arange(len(path))
   return np.where(path < k, f0[rows, np.minimum(path, k - 1)], np.nan).astype(np.float32)
