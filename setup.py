@@ -19,6 +19,7 @@ setuptools.setup(
         "apache-beam>=2.60",
         "tensorflow-datasets>=4.9.6",
         "librosa>=0.10.2",
+        "numba>=0.59",
         "numpy>=1.26",
         "scipy>=1.11",
         "pillow>=10",

@@ -6,8 +6,10 @@ Everything that can be wrong with an input ends as an `AudioError` whose
 
 from __future__ import annotations
 
+import math
 import os
 import stat
+import threading
 
 import numpy as np
 import soundfile as sf
@@ -79,25 +81,34 @@ def check_waveform(waveform, sample_rate, notes: list | None = None) -> np.ndarr
   if np.issubdtype(x.dtype, np.integer):
     x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
   x = x.astype(np.float32, copy=False)
-  if not np.isfinite(x).all():
+  total = float(x.sum(dtype=np.float64))
+  if not math.isfinite(total):   # the float64 sum of finite float32 samples is finite
     raise AudioError("non_finite", f"{int((~np.isfinite(x)).sum())} samples")
-  refuse_constant(float(x.sum(dtype=np.float64)), float(np.square(x, dtype=np.float64).sum()),
-                  len(x))
-  return condition(x, float(np.abs(x).max()), notes)
+  top, bottom = float(x.max()), float(x.min())
+  mean = total / len(x)
+  # The variance is at least range^2 / 2n: a range this wide is no constant,
+  # and the sum of squares is needed only for a narrower one.
+  if (top - bottom) ** 2 / (2 * len(x)) <= 1e-13 * max(mean * mean, 1e-12):
+    refuse_constant(total, float(np.square(x, dtype=np.float64).sum()), len(x))
+  return condition(x, max(top, -bottom), notes, mean)
 
 
-def condition(x: np.ndarray, peak: float, notes: list | None = None) -> np.ndarray:
+def condition(x: np.ndarray, peak: float, notes: list | None = None,
+              mean: float | None = None) -> np.ndarray:
   """Removes the recording's DC offset (its mean: zero phase, nothing else
   touched), and brings float samples beyond full scale (`peak` > 1: integer
   PCM stored as float without scaling, or a broken writer) back to a peak of
   1, noting it: every level the descriptors read is then in dBFS of a real
-  signal."""
+  signal. `mean`: x's mean in float64, if the caller has summed x already."""
   x = np.asarray(x, np.float32)
   if peak > 1.0:
     x = x * np.float32(1.0 / peak)
+    mean = None
     if notes is not None:
       notes.append(f"samples beyond full scale (peak {peak:.4g}): scaled to a peak of 1")
-  return x - np.float32(x.mean(dtype=np.float64))
+  if mean is None:
+    mean = x.mean(dtype=np.float64)
+  return x - np.float32(mean)
 
 
 def refuse_constant(total: float, squares: float, n: int) -> None:
@@ -109,9 +120,29 @@ def refuse_constant(total: float, squares: float, n: int) -> None:
 
 
 def resample(x: np.ndarray, rate: float, target: float) -> np.ndarray:
+  """x at `target` Hz (soxr, high quality), float32."""
   if rate == target:
     return x
+  if x.dtype == np.float32 and x.ndim == 1:
+    # A resampler kept per rate pair and cleared between signals gives
+    # soxr.resample's output without designing its filter again each call.
+    stream = _resamplers(rate, target)
+    stream.clear()
+    return stream.resample_chunk(x, last=True)
   return soxr.resample(x, rate, target, quality="HQ").astype(np.float32, copy=False)
+
+
+_local = threading.local()
+
+
+def _resamplers(rate: float, target: float) -> soxr.ResampleStream:
+  """This thread's resampler from `rate` to `target` (a stream holds state)."""
+  cache = _local.__dict__.setdefault("streams", {})
+  if (rate, target) not in cache:
+    if len(cache) >= 16:   # a corpus of many rates: keep the most recent
+      cache.pop(next(iter(cache)))
+    cache[rate, target] = soxr.ResampleStream(rate, target, 1, dtype="float32", quality="HQ")
+  return cache[rate, target]
 
 
 def to_working_rate(waveform, sample_rate, spec: EncodingSpec = DEFAULT_SPEC):

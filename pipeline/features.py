@@ -96,12 +96,19 @@ def spectral_contrast(mag: np.ndarray, bands) -> np.ndarray:
   spectral_contrast with power_to_db's top_db)."""
   peak = np.empty((len(mag), len(bands)))
   valley = np.empty_like(peak)
+  # Most bands average one bin each way: their extremes come from one call
+  # each, reducing over [first, end) of every such band (the even places of
+  # first, end, first, end... ; the odd ones fall between bands).
+  single = [k for k, (_, _, q) in enumerate(bands) if q == 1]
+  if single:
+    edges = [i for k in single for i in bands[k][:2]]
+    upto = mag[:, :edges.pop()]   # the last band runs to the end of what is reduced
+    valley[:, single] = np.minimum.reduceat(upto, edges, axis=1)[:, ::2]
+    peak[:, single] = np.maximum.reduceat(upto, edges, axis=1)[:, ::2]
   for k, (first, end, q) in enumerate(bands):
-    band = mag[:, first:end]
-    if q == 1:   # most bands average one bin each way
-      valley[:, k], peak[:, k] = band.min(axis=1), band.max(axis=1)
+    if q == 1:
       continue
-    band = np.sort(band, axis=1)   # vectorised sort: 3x faster than np.partition here
+    band = np.sort(mag[:, first:end], axis=1)   # vectorised sort: 3x faster than np.partition here
     valley[:, k] = band[:, :q].mean(axis=1)
     peak[:, k] = band[:, -q:].mean(axis=1)
   db = [10 * np.log10(np.maximum(v, 1e-10)) for v in (peak, valley)]

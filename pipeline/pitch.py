@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import math
 
+import numba
 import numpy as np
 import scipy.fft
 
@@ -59,10 +60,16 @@ def candidate_count(spec: EncodingSpec = DEFAULT_SPEC) -> int:
   return min(spec.pitch_candidates, _lags(spec).hi - _lags(spec).lo + 1)
 
 
-def candidates(power: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC):
+def candidates(power: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC,
+               unvoiced: np.ndarray | None = None):
   """(f0 Hz, peak r, strength) of the `spec.pitch_candidates` strongest
   autocorrelation peaks per frame, each (frames, K); absent candidates have
-  strength -inf."""
+  strength -inf.
+
+  Given the frames' `unvoiced` strengths, a frame whose every candidate
+  loses to it by more than two voicing changes (`best_path` leaves it
+  unvoiced whatever it holds) skips the harmonic gate: its candidates get
+  strength -inf, as the gate would leave them or the path would ignore them."""
   a = _lags(spec)
   acf = scipy.fft.dct(power, type=1, axis=1)[:, :a.hi + 2]  # irfft of an even spectrum
   r = acf / np.maximum(acf[:, :1], 1e-20) / np.maximum(a.window_acf, 1e-6)
@@ -86,17 +93,22 @@ def candidates(power: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC):
   peak = np.where(peak > 1, 1 / np.maximum(peak, 1e-6), peak)
   lag = lags[best] + delta
   f0 = spec.sample_rate / lag
+  strength = np.where(np.isfinite(score[rows, best]),
+                      peak - spec.octave_cost * np.log2(lag * (spec.f0_min / spec.sample_rate)),
+                      -np.inf)
   # A frame can be voiced only if one of its candidates is a voice's harmonic
   # series; which candidate wins stays the path's choice (a frame-level gate:
   # judged per candidate, band-limited speech would lose its fundamental's
   # candidate to the octave above, whose 'fundamental' is the 2nd harmonic).
-  voice = _harmonic(power, f0[:, :1], spec)   # most often the first candidate settles it
-  doubt = np.flatnonzero(~voice[:, 0])
-  if doubt.size and f0.shape[1] > 1:
-    voice[doubt, 0] = _harmonic(power[doubt], f0[doubt, 1:], spec).any(axis=1)
-  strength = np.where(np.isfinite(score[rows, best]) & voice,
-                      peak - spec.octave_cost * np.log2(lag * (spec.f0_min / spec.sample_rate)),
-                      -np.inf)
+  gated = rows[:, 0] if unvoiced is None else np.flatnonzero(
+      strength.max(axis=1) + 2 * spec.voiced_unvoiced_cost >= unvoiced)
+  voice = np.zeros(len(r), bool)
+  if gated.size:   # most often the first candidate settles it
+    voice[gated] = _harmonic(power[gated], f0[gated, :1], spec)[:, 0]
+    doubt = gated[~voice[gated]]
+    if doubt.size and f0.shape[1] > 1:
+      voice[doubt] = _harmonic(power[doubt], f0[doubt, 1:], spec).any(axis=1)
+  strength[~voice] = -np.inf
   return f0, peak, strength
 
 
@@ -163,7 +175,7 @@ def best_path(f0: np.ndarray, strength: np.ndarray, unvoiced: np.ndarray,
   """
   n, k = strength.shape
   path = np.full(n, k, np.int64)
-  gain = np.concatenate([strength, unvoiced[:, None]], axis=1)          # (n, k+1)
+  gain = np.concatenate([strength, unvoiced[:, None]], axis=1, dtype=np.float64)  # (n, k+1)
   free = np.flatnonzero(strength.max(axis=1, initial=-np.inf)
                         + 2 * spec.voiced_unvoiced_cost >= unvoiced)
   if free.size == 0:
@@ -176,20 +188,48 @@ def best_path(f0: np.ndarray, strength: np.ndarray, unvoiced: np.ndarray,
   cost[:, k, k] = 0.0
   enter = np.full(k + 1, spec.voiced_unvoiced_cost)   # from unvoiced (or silence) into each
   enter[k] = 0.0
-  back = np.zeros((len(free), k + 1), np.int64)
-  states = np.arange(k + 1)
+  path[free] = _viterbi(gain, cost, fresh, enter)
+  return path
+
+
+@numba.njit(cache=True, nogil=True)
+def _viterbi(gain, cost, fresh, enter):
+  """The recursion of `best_path`, sequential by nature, compiled (as
+  librosa compiles its own Viterbi): per frame, each state's best
+  predecessor (the first of equals) and the score through it, then the path
+  traced back. gain (m, S); cost (m-1, S, S) from state i to j; fresh (m,)
+  frames entered from unvoiced; enter (S,) the cost of entering each state."""
+  m, s = gain.shape
+  back = np.zeros((m, s), np.int64)
   score = gain[0] - enter
-  for t in range(1, len(free)):
+  new = np.empty(s)
+  for t in range(1, m):
     if fresh[t]:
-      back[t] = prev = int(np.argmax(score - enter))
-      score = score[prev] - enter[prev] - enter + gain[t]
+      prev = 0
+      for i in range(1, s):
+        if score[i] - enter[i] > score[prev] - enter[prev]:
+          prev = i
+      base = score[prev] - enter[prev]
+      for j in range(s):
+        back[t, j] = prev
+        new[j] = base - enter[j] + gain[t, j]
     else:
-      total = score[:, None] - cost[t - 1]
-      back[t] = total.argmax(axis=0)
-      score = total[back[t], states] + gain[t]
-  chosen = int(np.argmax(score))
-  for t in range(len(free) - 1, -1, -1):
-    path[free[t]] = chosen
+      for j in range(s):
+        best, top = 0, score[0] - cost[t - 1, 0, j]
+        for i in range(1, s):
+          total = score[i] - cost[t - 1, i, j]
+          if total > top:
+            best, top = i, total
+        back[t, j] = best
+        new[j] = top + gain[t, j]
+    score, new = new, score
+  chosen = 0
+  for j in range(1, s):
+    if score[j] > score[chosen]:
+      chosen = j
+  path = np.empty(m, np.int64)
+  for t in range(m - 1, -1, -1):
+    path[t] = chosen
     chosen = back[t, chosen]
   return path
 
@@ -265,12 +305,12 @@ def pitch(power: np.ndarray, local_peak: np.ndarray, global_peak: float,
   k = candidate_count(spec)
   searched = np.flatnonzero(unvoiced <= strongest_voicing(spec) + 2 * spec.voiced_unvoiced_cost)
   if searched.size == len(power):
-    f0, _, strength = candidates(power, spec)
+    f0, _, strength = candidates(power, spec, unvoiced)
   else:   # the frames left out have no candidate
     f0 = np.ones((len(power), k), np.float32)
     strength = np.full((len(power), k), -np.inf, np.float32)
     if searched.size:
-      f0[searched], _, strength[searched] = candidates(power[searched], spec)
+      f0[searched], _, strength[searched] = candidates(power[searched], spec, unvoiced[searched])
   path = best_path(f0, strength, unvoiced, starts, spec)
   rows = np.arange(len(path))
   return np.where(path < k, f0[rows, np.minimum(path, k - 1)], np.nan).astype(np.float32)

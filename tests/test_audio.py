@@ -78,3 +78,19 @@ def test_recordings_without_enough_speech_are_refused():
     segment(tone(150.0, 0.3))
   with pytest.raises(AudioError, match="silent"):
     segment(np.zeros(3 * SR, np.float32))
+
+
+def test_resampling_reuses_a_resampler_with_one_shot_results():
+  """resample() keeps one soxr resampler per rate pair and clears it between
+  signals: every output equals soxr's one-shot resampling of that signal
+  alone, in any order of calls and lengths."""
+  import soxr
+
+  from pipeline.audio import resample
+  rng = np.random.default_rng(0)
+  for rate, target in [(48000, 16000), (16000, 65536), (44100, 16000), (16000, 8000)] * 2:
+    for n in (1, 7, 1000, 22784):
+      x = rng.standard_normal(n).astype(np.float32)
+      got = resample(x, rate, target)
+      np.testing.assert_array_equal(got, soxr.resample(x, rate, target, quality="HQ"))
+      assert got.dtype == np.float32

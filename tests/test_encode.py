@@ -157,6 +157,10 @@ def test_encode_resamples_any_rate(speech):
     (np.zeros(SR, np.float32), SR, "silent"),
     (tone(200.0, 0.2), SR, "too_short"),
     (np.full(SR, np.nan, np.float32), SR, "non_finite"),
+    (np.where(np.arange(SR) == 777, np.inf, tone(200.0, 1.0)).astype(np.float32), SR,
+     "non_finite"),
+    (np.where(np.arange(SR) % 5000 == 1, np.inf, 1) * np.where(np.arange(SR) % 10000 == 1, -1, 1)
+     * tone(200.0, 1.0), SR, "non_finite"),                 # +inf and -inf: a sum of NaN
     (tone(200.0, 1.0), 0, "zero_rate"),
 ])
 def test_bad_waveforms_raise_typed_errors(waveform, rate, reason):

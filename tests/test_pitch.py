@@ -135,22 +135,33 @@ def test_real_speech_agrees_with_praat(real_speech):
 
 
 
-def test_frames_left_unsearched_are_those_no_candidate_could_voice(speech, monkeypatch):
-  """pitch() skips the candidate search on frames too quiet to be voiced;
-  a search over every frame chooses the same path, and no candidate is
-  stronger than the bound the skip relies on."""
+def pitch_inputs(x, monkeypatch):
+  """The arguments describe() passes to pitch() for clip x: (power spectra,
+  local peaks, global peak, run starts, spec)."""
   from pipeline import features, pitch as p
-  x = speech["en+m3"][:2 * SR]
-  x = np.concatenate([x, 0.02 * x])                    # a faint repeat: frames to skip
   calls = []
   monkeypatch.setattr(features, "pitch", lambda *args: calls.append(args) or p.pitch(*args))
   features.describe(x)
-  power, local_peak, global_peak, starts, spec = calls[0]
+  return calls[0]
+
+
+def test_frames_left_unsearched_are_those_no_candidate_could_voice(speech, monkeypatch):
+  """pitch() skips the candidate search on frames too quiet to be voiced,
+  and the harmonic gate on frames whose candidates cannot beat unvoiced; a
+  search and a gate over every frame choose the same path, and no candidate
+  is stronger than the bound the skip relies on."""
+  from pipeline import pitch as p
+  x = speech["en+m3"][:2 * SR]
+  x = np.concatenate([x, 0.02 * x])                    # a faint repeat: frames to skip
+  power, local_peak, global_peak, starts, spec = pitch_inputs(x, monkeypatch)
   f0, _, strength = p.candidates(power, spec)
   unvoiced = p.unvoiced_strength(local_peak, global_peak, spec)
   skipped = unvoiced > p.strongest_voicing(spec) + 2 * spec.voiced_unvoiced_cost
   assert 10 < skipped.sum() < len(power) - 10
   assert strength.max() <= p.strongest_voicing(spec)
+  _, _, ungated = p.candidates(power, spec, unvoiced)
+  hopeless = np.isneginf(ungated).all(axis=1) & np.isfinite(strength).any(axis=1)
+  assert hopeless.sum() > 10          # frames whose gate was skipped: unvoiced either way
   path = p.best_path(f0, strength, unvoiced, starts, spec)
   k = strength.shape[1]
   searched_all = np.where(path < k, f0[np.arange(len(path)), np.minimum(path, k - 1)], np.nan)
@@ -166,3 +177,52 @@ def test_windows_read_zeros_past_either_end():
   for starts in ([-3, 0, 5], [2, 4], [6, 7]):
     got = windows(x, np.array(starts), 4)
     np.testing.assert_array_equal(got, [padded[s + 4:s + 8] for s in starts])
+
+
+def _viterbi_by_the_book(f0, strength, unvoiced, starts, spec):
+  """The best path over every frame, one NumPy step per frame: the
+  reference `best_path` (which skips frames that cannot be voiced and runs
+  a compiled recursion) must reproduce."""
+  n, k = strength.shape
+  log_f = np.log2(np.where(np.isfinite(strength), f0, 1.0))
+  gain = np.concatenate([strength, unvoiced[:, None]], axis=1).astype(np.float64)
+  enter = np.full(k + 1, spec.voiced_unvoiced_cost)
+  enter[k] = 0.0
+  score, back = gain[0] - enter, np.zeros((n, k + 1), int)
+  for t in range(1, n):
+    cost = np.full((k + 1, k + 1), spec.voiced_unvoiced_cost)
+    cost[:k, :k] = spec.octave_jump_cost * np.abs(log_f[t - 1][:, None] - log_f[t][None, :])
+    cost[k, k] = 0.0
+    if starts[t]:   # after silence: entered from unvoiced
+      cost = enter[:, None] + enter[None, :]
+    total = score[:, None] - cost
+    back[t] = total.argmax(axis=0)
+    score = total.max(axis=0) + gain[t]
+  path = [int(np.argmax(score))]
+  for t in range(n - 1, 0, -1):
+    path.append(back[t, path[-1]])
+  return np.array(path[::-1])
+
+
+def test_best_path_is_the_viterbi_path(speech, monkeypatch):
+  """On real candidates (a voice, a faint repeat, a pause) and on random
+  ones, the pruned, compiled search picks the path a plain Viterbi over
+  every frame picks."""
+  from pipeline import pitch as p
+  x = speech["en+f3"][:2 * SR]
+  x = np.concatenate([x, np.zeros(SR // 2, np.float32), 0.05 * x])
+  power, local_peak, global_peak, starts, spec = pitch_inputs(x, monkeypatch)
+  f0, _, strength = p.candidates(power, spec)
+  unvoiced = p.unvoiced_strength(local_peak, global_peak, spec)
+  cases = [(f0, strength, unvoiced, starts)]
+  rng = np.random.default_rng(0)
+  for n in (1, 2, 40, 300):
+    k = strength.shape[1]
+    f0_r = rng.uniform(spec.f0_min, spec.f0_max, (n, k)).astype(np.float32)
+    s_r = rng.uniform(0.0, 1.2, (n, k)).astype(np.float32)
+    s_r[rng.random((n, k)) < 0.3] = -np.inf
+    cases.append((f0_r, s_r, rng.uniform(0.3, 2.5, n).astype(np.float32), rng.random(n) < 0.1))
+  for case in cases:
+    np.testing.assert_array_equal(p.best_path(*case, spec), _viterbi_by_the_book(*case, spec))
+  voiced = p.best_path(*cases[0], spec) < strength.shape[1]
+  assert 50 < voiced.sum() < len(voiced) - 50
