@@ -143,13 +143,16 @@ class Stages:
     return {k: round(v, 3) for k, v in ms.items()}
 
 
-def run_set(data, image_size, stages: Stages | None = None, passes: int = 3) -> dict:
-  """The fastest of `passes` runs over the set (this machine's neighbours
-  make single runs vary by up to 3x). Refused clips (too little speech) count
-  as processed audio: the encoder analysed them to refuse them."""
+def run_set(data, image_size, stages: Stages | None = None, passes: int = 3,
+            min_seconds: float = 4.0) -> dict:
+  """The fastest of at least `passes` runs over the set, and of as many as
+  take `min_seconds` of CPU in all (this machine's neighbours make single
+  runs vary by up to 3x; a set of a few short clips takes tens of ms a run,
+  so it gets more runs). Refused clips (too little speech) count as
+  processed audio: the encoder analysed them to refuse them."""
   encode(*data[0], image_size=image_size)  # warm-up: caches
-  best = None
-  for _ in range(passes):
+  best, spent, runs = None, 0.0, 0
+  while runs < passes or spent < min_seconds:
     if stages:
       stages.seconds.clear()
     refused = 0
@@ -160,6 +163,7 @@ def run_set(data, image_size, stages: Stages | None = None, passes: int = 3) -> 
       except AudioError:
         refused += 1
     cpu = time.process_time() - t0
+    spent, runs = spent + cpu, runs + 1
     if best is None or cpu < best[0]:
       best = cpu, refused, stages.report(len(data)) if stages else None
   cpu, refused, by_stage = best
@@ -167,7 +171,7 @@ def run_set(data, image_size, stages: Stages | None = None, passes: int = 3) -> 
   out = {"clips": len(data), "refused_as_too_short_or_silent": refused,
          "audio_seconds": round(seconds, 2), "mean_clip_seconds": round(seconds / len(data), 3),
          "cpu_seconds": round(cpu, 3), "ms_per_clip": round(1000 * cpu / len(data), 3),
-         "x_realtime_per_core": round(seconds / cpu, 1)}
+         "x_realtime_per_core": round(seconds / cpu, 1), "runs": runs}
   if by_stage:
     out["ms_per_clip_by_stage"] = by_stage
   return out
