@@ -30,7 +30,6 @@ import dataclasses
 import functools
 import math
 
-import numba
 import numpy as np
 import scipy.fft
 
@@ -188,11 +187,19 @@ def best_path(f0: np.ndarray, strength: np.ndarray, unvoiced: np.ndarray,
   cost[:, k, k] = 0.0
   enter = np.full(k + 1, spec.voiced_unvoiced_cost)   # from unvoiced (or silence) into each
   enter[k] = 0.0
-  path[free] = _viterbi(gain, cost, fresh, enter)
+  path[free] = _compiled(_viterbi)(gain, cost, fresh, enter)
   return path
 
 
-@numba.njit(cache=True, nogil=True)
+@functools.cache
+def _compiled(fn):
+  """fn compiled by numba on first use (cached on disk beside this module):
+  importing the encoder does not import numba."""
+  import numba
+
+  return numba.njit(cache=True, nogil=True)(fn)
+
+
 def _viterbi(gain, cost, fresh, enter):
   """The recursion of `best_path`, sequential by nature, compiled (as
   librosa compiles its own Viterbi): per frame, each state's best
