@@ -20,6 +20,7 @@ import numpy as np
 import scipy.fft
 
 from pipeline.clips import active_frames, frame_rms_db
+from pipeline.compiled import compiled
 from pipeline.pitch import harmonicity, pitch, windows
 from pipeline.spec import DEFAULT_SPEC, TRACK_INDEX, TRACKS, EncodingSpec
 
@@ -82,11 +83,34 @@ def spectral_shape(mag: np.ndarray, power: np.ndarray, freqs: np.ndarray) -> np.
   centroid = (mag @ freqs) / total
   # sum n (f - c)^2 = sum n f^2 - c^2, with weights n = mag / total summing to one.
   bandwidth = np.sqrt(np.maximum((mag @ (freqs * freqs)) / total - centroid * centroid, 0.0))
-  cum = np.cumsum(mag, axis=1)
-  rolloff = freqs[np.argmax(cum >= 0.85 * cum[:, -1:], axis=1)]
+  rolloff = freqs[compiled(_rolloff_bins)(np.ascontiguousarray(mag.T), np.float32(0.85))]
   floored = np.maximum(power, 1e-10)
   flatness = np.exp(np.log(floored).mean(axis=1)) / floored.mean(axis=1)
   return np.stack([centroid, bandwidth, rolloff, 10 * np.log10(flatness)])
+
+
+def _rolloff_bins(by_bin, fraction):
+  """Per frame, the first bin where the running sum of its magnitudes
+  reaches `fraction` of their total: np.argmax(cumsum >= fraction * total)
+  on (frames, bins), the same float32 sums in bin order. by_bin is
+  (bins, frames), so that each step adds a bin to every frame at once."""
+  bins, frames = by_bin.shape
+  total = np.zeros(frames, by_bin.dtype)
+  for b in range(bins):
+    total += by_bin[b]
+  reach = fraction * total
+  running = np.zeros(frames, by_bin.dtype)
+  first = np.full(frames, -1, np.int64)
+  left = frames
+  for b in range(bins):
+    running += by_bin[b]
+    for f in range(frames):
+      if first[f] < 0 and running[f] >= reach[f]:
+        first[f] = b
+        left -= 1
+    if left == 0:
+      break
+  return np.maximum(first, 0)   # a frame never reaching it (NaN): argmax's 0
 
 
 def spectral_contrast(mag: np.ndarray, bands) -> np.ndarray:

@@ -33,6 +33,7 @@ import math
 import numpy as np
 import scipy.fft
 
+from pipeline.compiled import compiled
 from pipeline.spec import DEFAULT_SPEC, EncodingSpec
 
 
@@ -102,54 +103,66 @@ def candidates(power: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC,
   gated = rows[:, 0] if unvoiced is None else np.flatnonzero(
       strength.max(axis=1) + 2 * spec.voiced_unvoiced_cost >= unvoiced)
   voice = np.zeros(len(r), bool)
-  if gated.size:   # most often the first candidate settles it
-    voice[gated] = _harmonic(power[gated], f0[gated, :1], spec)[:, 0]
-    doubt = gated[~voice[gated]]
-    if doubt.size and f0.shape[1] > 1:
-      voice[doubt] = _harmonic(power[doubt], f0[doubt, 1:], spec).any(axis=1)
+  if gated.size:
+    voice[gated] = compiled(_voices)(
+        power[gated], f0[gated], spec.sample_rate / spec.n_fft,
+        np.float32(10 ** (-spec.harmonic_range_db / 10)), 20, spec.harmonics_required)
   strength[~voice] = -np.inf
   return f0, peak, strength
 
 
-def _harmonic(power: np.ndarray, f0: np.ndarray, spec: EncodingSpec,
-              harmonics: int = 20) -> np.ndarray:
-  """(frames, K): whether each candidate f0 is a voice's: its fundamental, or
-  `spec.harmonics_required` of its first harmonics spanning an octave, within
-  `spec.harmonic_range_db` of the frame's spectral peak. Periodicity alone
-  also fits a modem's, a keypad's or a telephone exchange's tones, read at a
-  subharmonic (2100 Hz as a 525 Hz 'voice'), where the candidate's
-  fundamental is empty and its spectrum holds one or two lines. A voice has
-  its fundamental (a nasal murmur is little else) or, band-limited, many
-  harmonics."""
-  bin_hz = spec.sample_rate / spec.n_fft
-  n, bins = power.shape
-  floor = (power.max(axis=1) * 10 ** (-spec.harmonic_range_db / 10))[:, None, None]
-  # Lines are judged only at the bins read, each against its neighbours:
-  # each row is padded with +inf either side, so bins 0 and bins-1 are never lines.
-  padded = np.empty((n, bins + 2), power.dtype)
-  padded[:, 0] = padded[:, -1] = np.inf
-  padded[:, 1:-1] = power
-  rows = (np.arange(n) * (bins + 2) + 1)[:, None, None]
-  at = f0[:, :, None] * (np.arange(1, harmonics + 1) / bin_hz)          # (n, K, H) in bins
-  flat = np.minimum(at, bins - 2).astype(np.intp) + rows
-  half = (0.5 * f0 / bin_hz)[:, :, None]
-  valley = [np.clip(np.rint(at + side * half), 0, bins - 1).astype(np.intp) + rows
-            for side in (-1, 1)]
-  p = padded.ravel()
-  before, here, after, beyond = (p.take(flat + k) for k in (-1, 0, 1, 2))
-  # A harmonic: a line (a spectral peak above the floor, not a skirt) at k*f0
-  # standing 6 dB over the valleys half-way to its neighbours. A modem's data
-  # spectrum has peaks everywhere and no valleys.
-  line = (((here >= before) & (here >= after) & (here > floor))
-          | ((after >= here) & (after >= beyond) & (after > floor)))
-  present = line & (np.maximum(here, after) > 2 * (p.take(valley[0]) + p.take(valley[1])))
-  # Without its fundamental, a voice (band-limited: a telephone line) still
-  # shows many harmonics spread over more than an octave (F1 to F2); a
-  # modem's data band is narrow.
-  lowest = np.argmax(present, axis=2) + 1
-  highest = harmonics - np.argmax(present[:, :, ::-1], axis=2)
-  series = (np.count_nonzero(present, axis=2) >= spec.harmonics_required) & (highest >= 2 * lowest)
-  return present[:, :, 0] | series
+def _voices(power, f0, bin_hz, floor_ratio, harmonics, required):
+  """(frames,): whether any candidate f0 of a frame (power (frames, bins),
+  f0 (frames, K)) is a voice's: its fundamental, or `required` of its first
+  `harmonics` harmonics spanning an octave, within the frame's spectral
+  peak times `floor_ratio`. Periodicity alone also fits a modem's, a
+  keypad's or a telephone exchange's tones, read at a subharmonic (2100 Hz
+  as a 525 Hz 'voice'), where the candidate's fundamental is empty and its
+  spectrum holds one or two lines. A voice has its fundamental (a nasal
+  murmur is little else) or, band-limited, many harmonics.
+
+  A harmonic k*f0 is a line (a spectral peak above the floor, not a skirt:
+  the bin at k*f0 or the next one at least its neighbours; bins 0 and
+  bins-1 are never lines) standing 6 dB over the valleys half-way to the
+  harmonics either side. A modem's data spectrum has peaks everywhere and
+  no valleys. Without its fundamental, a voice (band-limited: a telephone
+  line) still shows many harmonics spread over more than an octave (F1 to
+  F2); a modem's data band is narrow.
+
+  Compiled: a frame stops at its first voice-like candidate, a candidate
+  at its fundamental."""
+  frames, bins = power.shape
+  voice = np.zeros(frames, np.bool_)
+  for i in range(frames):
+    row = power[i]
+    floor = row.max() * floor_ratio
+    for j in range(f0.shape[1]):
+      f = f0[i, j]
+      half = np.float32(0.5) * f / np.float32(bin_hz)
+      count, lowest, highest = 0, 0, 0
+      for k in range(1, harmonics + 1):
+        at = np.float64(f) * (np.float64(k) / bin_hz)          # in bins
+        b = int(min(at, bins - 2.0))
+        here, after = row[b], row[b + 1]
+        before = row[b - 1] if b >= 1 else np.inf
+        beyond = row[b + 2] if b + 2 < bins else np.inf
+        if not ((here >= before and here >= after and here > floor)
+                or (after >= here and after >= beyond and after > floor)):
+          continue
+        below = int(min(max(np.rint(at - half), 0.0), bins - 1.0))
+        above = int(min(max(np.rint(at + half), 0.0), bins - 1.0))
+        if max(here, after) > np.float32(2) * (row[below] + row[above]):
+          if k == 1:
+            voice[i] = True
+            break
+          count += 1
+          lowest = k if lowest == 0 else lowest
+          highest = k
+      if not voice[i] and count >= required and highest >= 2 * lowest:
+        voice[i] = True
+      if voice[i]:
+        break
+  return voice
 
 
 def unvoiced_strength(local_peak: np.ndarray, global_peak: float,
@@ -187,17 +200,8 @@ def best_path(f0: np.ndarray, strength: np.ndarray, unvoiced: np.ndarray,
   cost[:, k, k] = 0.0
   enter = np.full(k + 1, spec.voiced_unvoiced_cost)   # from unvoiced (or silence) into each
   enter[k] = 0.0
-  path[free] = _compiled(_viterbi)(gain, cost, fresh, enter)
+  path[free] = compiled(_viterbi)(gain, cost, fresh, enter)
   return path
-
-
-@functools.cache
-def _compiled(fn):
-  """fn compiled by numba on first use (cached on disk beside this module):
-  importing the encoder does not import numba."""
-  import numba
-
-  return numba.njit(cache=True, nogil=True)(fn)
 
 
 def _viterbi(gain, cost, fresh, enter):

@@ -98,7 +98,7 @@ def blue_plane(tracks: np.ndarray, image_size: int, out: np.ndarray | None = Non
   n_pixels, n_frames = p * p, tracks.shape[1]
   if n_pixels >= n_frames:
     q = np.zeros(tracks.shape, np.uint8)
-    defined = np.flatnonzero(~np.isnan(tracks).all(axis=0))   # mapped, the rest left 0
+    defined = np.flatnonzero(~np.isnan(tracks).all(axis=0))   # frames with a value: the rest stay 0
     q[:, defined] = quantize(to_unit(tracks[:, defined]))
     patch = np.repeat(q, _pixels_per_frame(n_pixels, n_frames), axis=1)
   else:

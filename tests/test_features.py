@@ -176,3 +176,25 @@ def test_statistics_are_numpys_median_and_mean():
       row = values[k][~np.isnan(values[k])] if k in (f0, hnr) else values[k]
       expected = (np.median(row), row.mean()) if row.size else (np.nan, np.nan)
       np.testing.assert_array_equal(stats[k], np.float32(expected), err_msg=f"n={n} track {k}")
+
+
+def test_rolloff_is_the_first_bin_where_the_running_sum_reaches_85_percent(speech):
+  """The compiled rolloff search finds, bit for bit, the bin
+  np.argmax(np.cumsum(mag, 1) >= 0.85 * total) finds: on real spectra, on
+  random ones, with silent and single-bin frames."""
+  from pipeline.compiled import compiled
+  from pipeline.features import _rolloff_bins
+  rng = np.random.default_rng(0)
+  x = speech["en+f3"][:SR]
+  frames = np.lib.stride_tricks.sliding_window_view(x, S.win_length)[::S.hop_length]
+  real = np.abs(np.fft.rfft(frames * np.hanning(S.win_length), S.n_fft)).astype(np.float32)
+  cases = [real, rng.random((1, 513), dtype=np.float32) ** 8,
+           np.zeros((3, 513), np.float32), np.eye(5, 513, 200, dtype=np.float32)]
+  for mag in cases:
+    cum = np.cumsum(mag, axis=1)
+    expected = np.argmax(cum >= 0.85 * cum[:, -1:], axis=1)
+    got = compiled(_rolloff_bins)(np.ascontiguousarray(mag.T), np.float32(0.85))
+    np.testing.assert_array_equal(got, expected)
+  np.testing.assert_array_equal(got, np.arange(200, 205))   # one bin each: that bin
+  assert len(np.unique(compiled(_rolloff_bins)(np.ascontiguousarray(real.T),
+                                               np.float32(0.85)))) > 10

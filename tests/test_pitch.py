@@ -226,3 +226,58 @@ def test_best_path_is_the_viterbi_path(speech, monkeypatch):
     np.testing.assert_array_equal(p.best_path(*case, spec), _viterbi_by_the_book(*case, spec))
   voiced = p.best_path(*cases[0], spec) < strength.shape[1]
   assert 50 < voiced.sum() < len(voiced) - 50
+
+
+def _voices_by_the_book(power, f0, spec, harmonics=20):
+  """The harmonic-series test of every candidate at once, in NumPy: the
+  definition the compiled `_voices` (which stops at the first voice-like
+  candidate of a frame) must reproduce."""
+  bin_hz = spec.sample_rate / spec.n_fft
+  n, bins = power.shape
+  floor = (power.max(axis=1) * 10 ** (-spec.harmonic_range_db / 10))[:, None, None]
+  padded = np.full((n, bins + 2), np.inf, power.dtype)   # bins 0 and bins-1 are never lines
+  padded[:, 1:-1] = power
+  rows = (np.arange(n) * (bins + 2) + 1)[:, None, None]
+  at = f0[:, :, None] * (np.arange(1, harmonics + 1) / bin_hz)
+  flat = np.minimum(at, bins - 2).astype(np.intp) + rows
+  half = (0.5 * f0 / bin_hz)[:, :, None]
+  valley = [np.clip(np.rint(at + side * half), 0, bins - 1).astype(np.intp) + rows
+            for side in (-1, 1)]
+  p = padded.ravel()
+  before, here, after, beyond = (p.take(flat + k) for k in (-1, 0, 1, 2))
+  line = (((here >= before) & (here >= after) & (here > floor))
+          | ((after >= here) & (after >= beyond) & (after > floor)))
+  present = line & (np.maximum(here, after) > 2 * (p.take(valley[0]) + p.take(valley[1])))
+  lowest = np.argmax(present, axis=2) + 1
+  highest = harmonics - np.argmax(present[:, :, ::-1], axis=2)
+  series = (np.count_nonzero(present, axis=2) >= spec.harmonics_required) & (highest >= 2 * lowest)
+  return (present[:, :, 0] | series).any(axis=1)
+
+
+def test_harmonic_gate_is_its_numpy_definition(speech, monkeypatch):
+  """The compiled gate decides, frame by frame, what the NumPy definition
+  decides: on a voice, on tones a subharmonic reading would call voiced,
+  and on random spectra and candidates."""
+  from pipeline import pitch as p
+  from pipeline.compiled import compiled
+  spec = DEFAULT_SPEC
+  t = np.arange(2 * SR) / SR
+  clips = [speech["en+m3"][:2 * SR],
+           (0.3 * np.sin(2 * np.pi * 2100 * t)).astype(np.float32),
+           (0.1 * (np.sin(2 * np.pi * 697 * t) + np.sin(2 * np.pi * 1209 * t))).astype(np.float32)]
+  cases = []
+  for x in clips:
+    power = pitch_inputs(x, monkeypatch)[0]
+    cases.append((power, p.candidates(power, spec)[0]))
+  rng = np.random.default_rng(0)
+  for n in (1, 50):
+    cases.append((rng.random((n, 513), dtype=np.float32) ** 6,
+                  rng.uniform(spec.f0_min, spec.f0_max, (n, 6)).astype(np.float32)))
+  decided = []
+  for power, f0 in cases:
+    got = compiled(p._voices)(power, f0, spec.sample_rate / spec.n_fft,
+                              np.float32(10 ** (-spec.harmonic_range_db / 10)), 20,
+                              spec.harmonics_required)
+    np.testing.assert_array_equal(got, _voices_by_the_book(power, f0, spec))
+    decided.append(got.mean())
+  assert decided[0] > 0.5 and decided[1] < 0.1        # the voice passes, the answer tone not
