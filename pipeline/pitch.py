@@ -36,6 +36,8 @@ import scipy.fft
 from pipeline.compiled import compiled
 from pipeline.spec import DEFAULT_SPEC, EncodingSpec
 
+HARMONICS_READ = 20   # harmonics of a candidate the harmonic-series gate looks at
+
 
 @dataclasses.dataclass(frozen=True)
 class _Lags:
@@ -106,7 +108,8 @@ def candidates(power: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC,
   if gated.size:
     voice[gated] = compiled(_voices)(
         power[gated], f0[gated], spec.sample_rate / spec.n_fft,
-        np.float32(10 ** (-spec.harmonic_range_db / 10)), 20, spec.harmonics_required)
+        np.float32(10 ** (-spec.harmonic_range_db / 10)), HARMONICS_READ,
+        spec.harmonics_required)
   strength[~voice] = -np.inf
   return f0, peak, strength
 

@@ -228,7 +228,7 @@ def test_best_path_is_the_viterbi_path(speech, monkeypatch):
   assert 50 < voiced.sum() < len(voiced) - 50
 
 
-def _voices_by_the_book(power, f0, spec, harmonics=20):
+def _voices_by_the_book(power, f0, spec, harmonics):
   """The harmonic-series test of every candidate at once, in NumPy: the
   definition the compiled `_voices` (which stops at the first voice-like
   candidate of a frame) must reproduce."""
@@ -276,8 +276,8 @@ def test_harmonic_gate_is_its_numpy_definition(speech, monkeypatch):
   decided = []
   for power, f0 in cases:
     got = compiled(p._voices)(power, f0, spec.sample_rate / spec.n_fft,
-                              np.float32(10 ** (-spec.harmonic_range_db / 10)), 20,
-                              spec.harmonics_required)
-    np.testing.assert_array_equal(got, _voices_by_the_book(power, f0, spec))
+                              np.float32(10 ** (-spec.harmonic_range_db / 10)),
+                              p.HARMONICS_READ, spec.harmonics_required)
+    np.testing.assert_array_equal(got, _voices_by_the_book(power, f0, spec, p.HARMONICS_READ))
     decided.append(got.mean())
   assert decided[0] > 0.5 and decided[1] < 0.1        # the voice passes, the answer tone not
