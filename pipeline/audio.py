@@ -139,7 +139,7 @@ def _resamplers(rate: float, target: float) -> soxr.ResampleStream:
   """This thread's resampler from `rate` to `target` (a stream holds state)."""
   cache = _local.__dict__.setdefault("streams", {})
   if (rate, target) not in cache:
-    if len(cache) >= 16:   # a corpus of many rates: keep the most recent
+    if len(cache) >= 16:   # a corpus of many rates: drop the oldest
       cache.pop(next(iter(cache)))
     cache[rate, target] = soxr.ResampleStream(rate, target, 1, dtype="float32", quality="HQ")
   return cache[rate, target]
