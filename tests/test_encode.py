@@ -176,6 +176,15 @@ def test_core_imports_neither_tensorflow_nor_beam():
   assert out.stdout.strip() == "False"
 
 
+def test_numba_is_imported_on_the_first_encoding_not_with_the_encoder():
+  code = ("import sys, numpy as np, pipeline.encode as e; before = 'numba' in sys.modules; "
+          "t = np.arange(16000) / 16000; "
+          "e.encode((0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000, 64); "
+          "print(before, 'numba' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.split() == ["False", "True"]
+
+
 def test_cli_writes_one_png_per_clip_and_reports_failures(tmp_path, speech, capsys):
   long = np.concatenate([speech["en+m3"], speech["en+f3"]])       # ~10 s: 3 clips
   write_wav(tmp_path / "in" / "a b.wav", long)
