@@ -135,3 +135,37 @@ def test_logmel_baseline_pools_statistics_over_time():
   probs = np.asarray(model(x, training=False))
   assert probs.shape == (2, 5) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
   assert model.get_layer("statistics").output.shape == (None, 2 * 256)
+
+
+def test_voiced_pooling_averages_over_the_frames_with_pitch(tmp_path):
+  """pooling="voiced": each track's soft histogram over all frames, then over
+  the frames where the pitch track is defined (non-zero), by its definition
+  in numpy; the model doubles the histogram's width and saves and loads."""
+  import keras
+
+  from trainer.models import TRACK_NAMES, TrackLevels, build_model
+
+  rng = np.random.default_rng(4)
+  course = rng.uniform(0, 1, (3, len(TRACKS), 50)).astype(np.float32)
+  pitch = TRACK_NAMES.index("f0")
+  course[:, pitch, rng.uniform(size=50) < 0.4] = 0.0      # unvoiced frames
+  course[2, pitch] = 0.0                                  # a clip with no voiced frame
+  red = rng.uniform(0, 1, (3, len(TRACKS), 2)).astype(np.float32)
+  layer = TrackLevels(4, voiced_track=pitch)
+  got = np.asarray(layer([course, red]))
+  w, b, r = (np.asarray(v) for v in (layer.w, layer.b, layer.red))
+  active = np.maximum(course[..., None] * w + b + (red @ r)[:, :, None, :], 0)
+  voiced = (course[:, pitch:pitch + 1, :] > 0)[..., None]
+  over_voiced = (active * voiced).sum(axis=2) / (voiced.sum(axis=2) + 1)
+  np.testing.assert_allclose(got, np.concatenate([active.mean(axis=2), over_voiced], -1),
+                             rtol=1e-5, atol=1e-6)
+  assert np.all(got[2, :, 4:] == 0)
+
+  model = build_model("cells", 64, "rgb", 3, pooling="voiced")
+  assert model.get_layer("soft_histogram").output.shape[-1] == 2 * 16
+  x = rng.integers(0, 256, (2, 64, 64, 3)).astype(np.float32)
+  model.save(tmp_path / "m.keras")
+  again = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+  np.testing.assert_allclose(again(x, training=False), model(x, training=False), atol=1e-6)
+  with pytest.raises(ValueError, match="pooling"):
+    build_model("cells", 64, "rgb", 3, pooling="loud")

@@ -281,6 +281,46 @@ def test_resume_after_kill(dataset, tmp_path):
 
 
 @pytest.mark.slow
+def test_lda_backend_scores_with_the_training_clips_speakers(dataset, tmp_path):
+  """--backend lda: the saved model's output is LDA fitted on the training
+  split's embeddings (recomputed here from the dataset), metrics.json gives
+  its test accuracy and the network softmax's beside it; --pooling is part
+  of what makes a folder another run."""
+  import tensorflow_datasets as tfds
+
+  from trainer.backend import fit_lda
+  from trainer.models import embeddings_of
+  from trainer.predict import load_run
+
+  data_dir, _ = dataset
+  cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(tmp_path), "--epochs", "3", "--batch_size", "8",
+      "--pooling", "voiced", "--backend", "lda")
+  with open(tmp_path / "metrics.json") as f:
+    m = json.load(f)
+  assert m["pooling"] == "voiced" and m["backend"]["name"] == "lda"
+  assert 0 <= m["backend"]["test_accuracy_softmax"] <= 1
+  model, _ = load_run(str(tmp_path / "model.keras"))
+  assert model.get_layer("soft_histogram").output.shape[-1] == 32
+
+  def split(name):
+    ds = tfds.load("a2i_speakers/three", split=name, data_dir=str(data_dir), as_supervised=False)
+    return ds.map(lambda ex: (ex["image"], ex["speaker"])).batch(16)
+
+  e, y = embeddings_of(model, split("train"))
+  w, b = fit_lda(e, y, 3)
+  test_e, test_y = embeddings_of(model, split("test"))
+  scores = test_e @ w + b
+  probs = np.concatenate([model.predict(x.numpy().astype(np.float32), verbose=0)
+                          for x, _ in split("test")])
+  np.testing.assert_allclose(probs.argmax(axis=1), scores.argmax(axis=1))
+  assert m["test_accuracy"] == pytest.approx((scores.argmax(axis=1) == test_y).mean())
+  other = cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+              "--output", str(tmp_path), "--epochs", "3", "--batch_size", "8", check=False)
+  assert other.returncode == 2 and "pooling=voiced" in other.stderr
+
+
+@pytest.mark.slow
 def test_channel_subsets_change_the_model_input(dataset, tmp_path):
   import keras
 

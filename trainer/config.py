@@ -20,6 +20,8 @@ import platform
 CONFIG_FILE = "config.json"
 CHANNELS = ("rgb", "r", "g", "b", "rg", "rb", "gb")
 MODELS = ("cells", "paper")
+POOLINGS = ("all", "voiced")
+BACKENDS = ("softmax", "lda")
 
 
 def _field(default, help: str, **kw):
@@ -35,6 +37,11 @@ class TrainConfig:
   model: str = _field("cells", "network: 'cells' reads the encoding (default), 'paper' is "
                                "the paper's CNN", choices=MODELS)
   channels: str = _field("rgb", "planes the model sees", choices=CHANNELS)
+  pooling: str = _field("all", "cells: each descriptor track's histogram over 'all' frames, "
+                               "or 'voiced': over all and over voiced frames", choices=POOLINGS)
+  backend: str = _field("softmax", "classifier on the embedding: the network's 'softmax', or "
+                                   "'lda' fitted on the training clips' embeddings",
+                        choices=BACKENDS)
   epochs: int | None = _field(None, "length of the learning-rate schedule (default: sized "
                                     "from the dataset, ~1,500 steps within 8-60 epochs)")
   batch_size: int = _field(32, "clips per step")
@@ -75,6 +82,9 @@ class TrainConfig:
       raise ValueError(f"--epochs must be positive, got {self.epochs}")
     if not self.learning_rate > 0:
       raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
+    if self.pooling != "all" and (self.model != "cells" or "b" not in self.channels):
+      raise ValueError(f"--pooling {self.pooling} pools the blue plane's time courses: it needs "
+                       f"--model cells and a channel choice with b")
     return self
 
   @property

@@ -23,7 +23,8 @@ from trainer.config import CONFIG_FILE, TrainConfig
 
 # Settings that make a run folder another run: reusing it would mix histories
 # or restore a backup of another network.
-_SAME_RUN = ("dataset", "data_dir", "model", "channels", "batch_size", "epochs", "seed")
+_SAME_RUN = ("dataset", "data_dir", "model", "channels", "pooling", "batch_size", "epochs",
+             "seed")
 
 
 def _parser():
@@ -83,9 +84,11 @@ def main(argv=None) -> int:
   # either way save what is evaluated, so model.keras is the reported model.
   result.model.save(os.path.join(folder, "model.keras"))
   metrics = report.write(result, config, folder)
-  print(f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_examples']} clips, "
-        f"{len(result.splits.speakers)} speakers, {metrics['epochs_run']} epochs in "
-        f"{result.seconds / 60:.1f} min -> {folder}")
+  softmax = metrics["backend"].get("test_accuracy_softmax")
+  backend = f" (LDA; the network's softmax {softmax:.4f})" if softmax is not None else ""
+  print(f"test accuracy {metrics['test_accuracy']:.4f}{backend} on "
+        f"{metrics['test_examples']} clips, {len(result.splits.speakers)} speakers, "
+        f"{metrics['epochs_run']} epochs in {result.seconds / 60:.1f} min -> {folder}")
   return 0
 
 

@@ -8,7 +8,9 @@ from keras import layers, ops
 
 from pipeline.spec import DEFAULT_SPEC, GRID, TRACKS, cell_size
 
-from trainer.config import MODELS  # noqa: F401  (re-exported)
+TRACK_NAMES = [t.name for t in TRACKS]
+
+from trainer.config import MODELS, POOLINGS  # noqa: F401  (re-exported)
 
 
 def compile_model(model: keras.Model, learning_rate: float, decay_steps: int | None = None,
@@ -122,15 +124,17 @@ class GreenWaveform(layers.Layer):
             "clip_seconds": self.clip_seconds}
 
 
-def _track_levels(tracks, red: int, levels: int):
+def _track_levels(tracks, red: int, levels: int, pooling: str = "all"):
   """Per descriptor track: its red statistics (if read), the mean of its blue
   time course, and a learned soft histogram of the course: the mean over
   frames of `levels` ReLU thresholds of each value, shifted by the track's
   red statistics (pixel 0, undefined, is included as itself: how much of a
-  clip a track is defined on is information too)."""
+  clip a track is defined on is information too). `pooling="voiced"` adds
+  the same histogram over the frames where pitch is defined."""
   stats = Columns(0, red, name="red_stats")(tracks) if red else None
   course = Columns(red, None, name="blue_course")(tracks)                 # (47, L)
-  soft = TrackLevels(levels, name="soft_histogram")(
+  voiced = TRACK_NAMES.index("f0") if pooling == "voiced" else None
+  soft = TrackLevels(levels, voiced_track=voiced, name="soft_histogram")(
       [course, stats] if stats is not None else [course])                # (47, levels)
   mean = MeanOver(2, keepdims=True, name="course_mean")(course)
   return layers.Concatenate()([p for p in (stats, mean, soft) if p is not None])
@@ -140,11 +144,18 @@ def _track_levels(tracks, red: int, levels: int):
 class TrackLevels(layers.Layer):
   """mean over frames of relu(w * value + W @ red + b): `levels` soft
   thresholds of each track's time course, placed by the track's own red
-  statistics. Inputs: [course (tracks, frames)] or [course, red (tracks, 2)]."""
+  statistics. Inputs: [course (tracks, frames)] or [course, red (tracks, 2)].
 
-  def __init__(self, levels: int, **kwargs):
+  With `voiced_track` (the pitch track's index), each histogram is also
+  pooled over the frames where that track is defined (non-zero: the encoder
+  writes 0 where pitch is undefined), giving 2 * levels values per track:
+  descriptors of voiced speech, not diluted by pauses, whose share differs
+  from clip to clip."""
+
+  def __init__(self, levels: int, voiced_track: int | None = None, **kwargs):
     super().__init__(**kwargs)
     self.levels = int(levels)
+    self.voiced_track = None if voiced_track is None else int(voiced_track)
 
   def build(self, input_shapes):
     self.w = self.add_weight(shape=(self.levels,), initializer="glorot_uniform", name="w")
@@ -158,13 +169,22 @@ class TrackLevels(layers.Layer):
     course = inputs[0][..., None] * self.w + self.b                   # (B, 47, L, levels)
     if self.red is not None:
       course = course + ops.matmul(inputs[1], self.red)[:, :, None, :]
-    return ops.mean(ops.relu(course), axis=2)
+    active = ops.relu(course)
+    pooled = ops.mean(active, axis=2)
+    if self.voiced_track is None:
+      return pooled
+    k = self.voiced_track
+    voiced = ops.cast(inputs[0][:, k:k + 1, :] > 0, active.dtype)[..., None]   # (B, 1, L, 1)
+    # +1 in the count: a clip without a voiced frame pools to 0, not 0/0.
+    over_voiced = ops.sum(active * voiced, axis=2) / (ops.sum(voiced, axis=2) + 1.0)
+    return ops.concatenate([pooled, over_voiced], axis=-1)
 
   def compute_output_shape(self, input_shapes):
-    return (*input_shapes[0][:2], self.levels)
+    width = self.levels * (1 if self.voiced_track is None else 2)
+    return (*input_shapes[0][:2], width)
 
   def get_config(self):
-    return {**super().get_config(), "levels": self.levels}
+    return {**super().get_config(), "levels": self.levels, "voiced_track": self.voiced_track}
 
 
 @keras.saving.register_keras_serializable(package="a2i")
@@ -287,7 +307,7 @@ def _standardise(x):
 
 
 def build_model(name: str, image_size: int, planes: str, num_classes: int,
-                dropout: float = 0.25, levels: int = 16) -> keras.Model:
+                dropout: float = 0.25, levels: int = 16, pooling: str = "all") -> keras.Model:
   """`planes`: the input's planes in order, a subset of "rgb" (e.g. "rb").
 
   `paper`: four conv blocks (32, 64, 128, 256 filters, batch norm, dropout),
@@ -299,8 +319,11 @@ def build_model(name: str, image_size: int, planes: str, num_classes: int,
   by its red statistics (`_track_levels`). Green, the waveform, read as the
   1-D signal it is (`_waveform_branch`). Each plane group is standardised
   and gets its own 128-unit embedding; the concatenated embeddings feed the
-  softmax.
+  softmax. `pooling="voiced"`: each track's histogram also over voiced
+  frames (TrackLevels).
   """
+  if pooling not in POOLINGS:
+    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
   if not planes or any(c not in "rgb" for c in planes):
     raise ValueError(f"planes must be letters of 'rgb', got {planes!r}")
   inputs = keras.Input((image_size, image_size, len(planes)), name="image")
@@ -318,7 +341,7 @@ def build_model(name: str, image_size: int, planes: str, num_classes: int,
           [planes.index(c) for c in stats], name="red_blue")(x)
       tracks = CellReader(stats, DEFAULT_SPEC.clip_frames, name="cell_reader")(s)  # (47, W)
       parts.append(layers.Flatten()(tracks if "b" not in stats else _track_levels(
-          tracks, red=2 if "r" in stats else 0, levels=levels)))
+          tracks, red=2 if "r" in stats else 0, levels=levels, pooling=pooling)))
     if "g" in planes:
       g = Planes([planes.index("g")], name="green")(x) if len(planes) > 1 else x
       parts.append(_waveform_branch(g, image_size, dropout))
@@ -418,6 +441,32 @@ def calibrate_fusion(model: keras.Model, held_out) -> list[float] | None:
                                 bounds=[(0.0, None)] * e.shape[1])
   fusion.scale.assign(fit.x.astype(np.float32))
   return [float(v) for v in fit.x]
+
+
+def embeddings_of(model: keras.Model, split) -> tuple[np.ndarray, np.ndarray]:
+  """(embeddings, labels) of a tf.data split of (images, labels): the
+  output of the model's `embedding` layer, at inference (no dropout)."""
+  embed = keras.Model(model.input, model.get_layer("embedding").output)
+  parts, labels = [], []
+  for x, y in split:
+    # Called eagerly, as calibrate_fusion does: one network per training in a study.
+    parts.append(np.asarray(embed(x, training=False), np.float64))
+    labels.append(np.asarray(y))
+  return np.concatenate(parts), np.concatenate(labels)
+
+
+def with_lda_head(model: keras.Model, train, classes: int) -> keras.Model:
+  """The trained network with its softmax replaced by LDA's (trainer.backend),
+  fitted on the embeddings of the training split `train`: a model from the
+  same input through the same embedding to a dense softmax layer named
+  `speaker`, saved and loaded like any other."""
+  from trainer.backend import fit_lda
+
+  weights, biases = fit_lda(*embeddings_of(model, train), classes)
+  head = layers.Dense(classes, activation="softmax", dtype="float32", name="speaker")
+  outputs = head(model.get_layer("embedding").output)
+  head.set_weights([weights.astype(np.float32), biases.astype(np.float32)])
+  return keras.Model(model.input, outputs, name=model.name)
 
 
 def build_logmel_model(n_mels: int, frames: int, num_classes: int,

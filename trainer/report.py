@@ -87,6 +87,16 @@ def _fusion_effect(model, test, labels, weights):
   return {"weights": weights, "test_accuracy_weights_1": float((prob.argmax(axis=1) == labels).mean())}
 
 
+def _backend_effect(result, config, test, labels):
+  """The back end and, beside it, the test accuracy of the network's own
+  softmax (the same number as test_accuracy with backend softmax)."""
+  out = {"name": config.backend}
+  if result.network is not None and result.network is not result.model:
+    _, prob, _ = predict(result.network, test)
+    out["test_accuracy_softmax"] = float((prob.argmax(axis=1) == labels).mean())
+  return out
+
+
 def write(result, config, folder: str) -> dict:
   model, splits = result.model, result.splits
   speakers = splits.speakers
@@ -119,7 +129,9 @@ def write(result, config, folder: str) -> dict:
       # The epoch whose weights were kept (and evaluated): the last that
       # improved the monitored loss by at least trainer.train.MIN_DELTA.
       "best_epoch": result.best_epoch,
-      "fusion": _fusion_effect(model, splits.test, y, result.fusion_weights),
+      "fusion": _fusion_effect(result.network or model, splits.test, y, result.fusion_weights),
+      "pooling": config.pooling,
+      "backend": _backend_effect(result, config, splits.test, y),
       "batch_size": config.batch_size,
       "seed": config.seed,
       "device": result.device,

@@ -64,7 +64,9 @@ def image_cnn_accuracy(config, speakers: list[int] | None = None) -> float:
   from trainer.train import train
 
   result = train(config, speakers=speakers, verbose=0)
-  return float(result.model.evaluate(result.splits.test, verbose=0)[1])
+  hits = [np.argmax(result.model(x, training=False), axis=1) == np.asarray(y)
+          for x, y in result.splits.test]
+  return float(np.concatenate(hits).mean())
 
 
 @functools.lru_cache(maxsize=8)

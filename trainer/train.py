@@ -11,6 +11,8 @@ over them; training stops earlier when the validation loss has not improved
 by 0.001 for `config.patience` epochs, and the best weights are kept. A
 model that fuses plane groups (`cells` on several planes) then has its
 fusion weights fitted on the validation split (models.calibrate_fusion).
+With `backend="lda"` the network's softmax is then replaced by LDA fitted on
+the training clips' embeddings (trainer.backend).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class TrainResult:
   precision: str
   best_epoch: int          # 1-based epoch whose weights the model holds
   fusion_weights: list | None = None   # per plane group, fitted on validation (cells)
+  network: object = None   # the trained network with its own softmax (`model` with backend lda)
 
 
 def strategy_and_precision(choice: str = "auto"):
@@ -94,7 +97,8 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
   classes = len(speakers) if speakers else len(splits.speakers)
   with strategy.scope():
     model = models.compile_model(
-        models.build_model(config.model, image_size, config.channels, classes),
+        models.build_model(config.model, image_size, config.channels, classes,
+                           pooling=config.pooling),
         config.learning_rate, decay_steps=epochs * splits.train_steps, jit_compile=config.xla)
   held_out = splits.validation if validation else None
   monitor = "val_loss" if held_out is not None else "loss"
@@ -113,6 +117,10 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
                       callbacks=callbacks, verbose=verbosity() if verbose is None else verbose,
                       shuffle=False)   # the tf.data pipeline shuffles, seeded
   fusion = models.calibrate_fusion(model, held_out) if held_out is not None else None
+  network = model
+  if config.backend == "lda":
+    with strategy.scope():
+      model = models.with_lda_head(network, splits.train, classes)
   return TrainResult(model, history, splits, epochs, time.time() - started,
                      f"{gpus} GPU" if gpus else "CPU", precision, stopper.best_epoch + 1,
-                     fusion)
+                     fusion, network)

@@ -1,0 +1,91 @@
+"""The LDA back end, folded into the saved model, and the voiced pooling option."""
+
+import numpy as np
+import pytest
+
+
+def _speakers(rng, classes=5, dim=8, per=40):
+  means = rng.normal(scale=2.0, size=(classes, dim))
+  mix = rng.normal(size=(dim, dim))                     # one shared, correlated spread
+  y = np.repeat(np.arange(classes), per)
+  return means[y] + rng.normal(size=(len(y), dim)) @ mix, y
+
+
+def test_lda_posteriors_are_sklearns():
+  """Scores softmaxed are the posteriors of scikit-learn's LDA (priors from
+  the class counts, unequal here) on the same embeddings."""
+  from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+  from trainer.backend import fit_lda
+
+  rng = np.random.default_rng(0)
+  e, y = _speakers(rng)
+  keep = np.ones(len(y), bool)
+  keep[:25] = False                                      # speaker 0: 15 clips, the others 40
+  e, y = e[keep], y[keep]
+  w, b = fit_lda(e, y, 5, ridge=0.0)
+  test = _speakers(np.random.default_rng(1))[0]
+  scores = test @ w + b
+  ours = np.exp(scores - scores.max(axis=1, keepdims=True))
+  ours /= ours.sum(axis=1, keepdims=True)
+  reference = LinearDiscriminantAnalysis(solver="lsqr").fit(e, y).predict_proba(test)
+  np.testing.assert_allclose(ours, reference, atol=1e-8)
+
+
+def test_lda_survives_dead_units_and_absent_speakers():
+  """Embedding units that never fire (zero variance) need the ridge; a
+  speaker with no training clip is never the answer."""
+  from trainer.backend import fit_lda
+
+  rng = np.random.default_rng(2)
+  e, y = _speakers(rng, classes=4)
+  e = np.concatenate([e, np.zeros((len(e), 3))], axis=1)   # three dead ReLU units
+  w, b = fit_lda(e, y, 5)                                  # speaker 4: no clips
+  assert np.all(np.isfinite(w)) and np.all(np.isfinite(b))
+  pred = (e @ w + b).argmax(axis=1)
+  assert (pred == y).mean() > 0.9 and not np.any(pred == 4)
+
+
+def test_lda_head_is_the_network_up_to_its_embedding(tmp_path):
+  """with_lda_head keeps the trained network up to `embedding` and puts
+  LDA's scores on top: its output is softmax(embedding @ W + b) with W, b
+  from fit_lda on the training split's embeddings; saved and loaded, it
+  predicts the same."""
+  import keras
+  import tensorflow as tf
+
+  from trainer.backend import fit_lda
+  from trainer.models import build_model, embeddings_of, with_lda_head
+
+  rng = np.random.default_rng(3)
+  x = rng.integers(0, 256, (48, 64, 64, 3)).astype(np.uint8)
+  y = np.arange(48) % 3
+  train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+  network = build_model("cells", 64, "rgb", 3)
+  lda = with_lda_head(network, train, 3)
+  assert lda.get_layer("embedding") is network.get_layer("embedding")
+  e, labels = embeddings_of(network, train)
+  np.testing.assert_array_equal(labels, y)
+  w, b = fit_lda(e, labels, 3)
+  scores = e @ w + b
+  expected = np.exp(scores - scores.max(axis=1, keepdims=True))
+  expected /= expected.sum(axis=1, keepdims=True)
+  got = np.asarray(lda.predict(x.astype(np.float32), verbose=0))
+  np.testing.assert_allclose(got, expected, atol=1e-4)
+  lda.save(tmp_path / "m.keras")
+  again = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+  np.testing.assert_allclose(again.predict(x.astype(np.float32), verbose=0), got, atol=1e-6)
+
+
+def test_voiced_pooling_needs_the_cells_model_reading_blue(capsys):
+  """--pooling voiced pools the blue plane's time courses: with the paper's
+  CNN or without blue it would change nothing, so it is refused at once."""
+  from trainer import fit
+  from trainer.config import TrainConfig
+
+  assert TrainConfig(pooling="voiced", channels="rb").checked().pooling == "voiced"
+  for flags in (["--model", "paper"], ["--channels", "rg"]):
+    with pytest.raises(SystemExit) as stop:
+      fit.main(["--pooling", "voiced", *flags])
+    assert stop.value.code == 2
+    assert "--pooling voiced pools the blue plane" in capsys.readouterr().err
