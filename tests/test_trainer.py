@@ -88,15 +88,19 @@ def test_metrics_schema_and_consistency(trained, dataset):
     config = json.load(f)
   assert config["settings"]["dataset"] == "a2i_speakers/three"
   assert config["settings"]["epochs"] == 25 and config["settings"]["batch_size"] == 8
-  # Two plane groups fused with weights fitted on validation, saved in the
-  # model; the same network with weights of 1 is scored for comparison.
+  # The network's two plane groups fused with weights fitted on validation;
+  # the same network with weights of 1 is scored for comparison. The saved
+  # model answers with the default back end, LDA on the embedding, and the
+  # network's own softmax is scored beside it.
   weights = m["fusion"]["weights"]
   assert len(weights) == 2 and min(weights) >= 0 and weights != [1.0, 1.0]
   assert round(m["fusion"]["test_accuracy_weights_1"] * 18, 6).is_integer()
+  assert m["backend"]["name"] == "lda" and config["settings"]["backend"] == "lda"
+  assert round(m["backend"]["test_accuracy_softmax"] * 18, 6).is_integer()
   from trainer.predict import load_run
 
   model, _ = load_run(str(output / "model.keras"))
-  np.testing.assert_allclose(model.get_layer("fusion").scale.numpy(), weights, rtol=1e-6)
+  assert model.get_layer("speaker").input is model.get_layer("embedding").output
   assert config["dataset"] == m["dataset"] and config["versions"]["encoding_spec"] == "2.0.0"
 
 
@@ -112,14 +116,29 @@ def test_a_run_replays_from_its_config_and_folders_are_not_mixed(trained, datase
   assert other.returncode == 2 and "holds another run (model=cells" in other.stderr
   short = tmp_path / "short"
   cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
-      "--output", str(short), "--epochs", "2", "--batch_size", "8", "--seed", "3")
+      "--output", str(short), "--epochs", "2", "--batch_size", "8", "--seed", "3",
+      "--backend", "softmax")
   cli("trainer.fit", "--config", str(short / "config.json"), "--output", str(tmp_path / "again"))
   with open(short / "config.json") as f, open(tmp_path / "again" / "config.json") as g:
     first, second = json.load(f), json.load(g)
   assert {**first["settings"], "output": None} == {**second["settings"], "output": None}
-  assert first["dataset"] == second["dataset"]
+  assert first["dataset"] == second["dataset"] and second["settings"]["backend"] == "softmax"
   with open(tmp_path / "again" / "metrics.json") as f:
-    assert json.load(f)["epochs_run"] == 2
+    again = json.load(f)
+  assert again["epochs_run"] == 2 and again["backend"] == {"name": "softmax"}
+  # With the network's softmax, the fitted fusion weights are the saved model's.
+  from trainer.predict import load_run
+
+  model, _ = load_run(str(tmp_path / "again" / "model.keras"))
+  np.testing.assert_allclose(model.get_layer("fusion").scale.numpy(),
+                             again["fusion"]["weights"], rtol=1e-6)
+  # A config.json from before the back end was a setting replays with the softmax.
+  del first["settings"]["backend"]
+  with open(tmp_path / "old.json", "w") as f:
+    json.dump(first, f)
+  from trainer.config import TrainConfig
+
+  assert TrainConfig.load(str(tmp_path / "old.json")).backend == "softmax"
 
 
 @pytest.mark.slow

@@ -39,8 +39,8 @@ class TrainConfig:
   channels: str = _field("rgb", "planes the model sees", choices=CHANNELS)
   pooling: str = _field("all", "cells: each descriptor track's histogram over 'all' frames, "
                                "or 'voiced': over all and over voiced frames", choices=POOLINGS)
-  backend: str = _field("softmax", "classifier on the embedding: the network's 'softmax', or "
-                                   "'lda' fitted on the training clips' embeddings",
+  backend: str = _field("lda", "classifier on the embedding: 'lda' fitted on the training "
+                               "clips' embeddings, or the network's own 'softmax'",
                         choices=BACKENDS)
   epochs: int | None = _field(None, "length of the learning-rate schedule (default: sized "
                                     "from the dataset, ~1,500 steps within 8-60 epochs)")
@@ -108,6 +108,8 @@ class TrainConfig:
       record = json.load(f)
     if "settings" not in record:
       raise ValueError(f"{path}: not a trainer config (no 'settings')")
+    # Runs recorded before the back end was a setting used the network's softmax.
+    record["settings"].setdefault("backend", "softmax")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(record["settings"]) - known
     if unknown:

@@ -187,7 +187,8 @@ def _log_mel(waves):
 
 def logmel_cnn_accuracy(builder, data_dir, config):
   """(test accuracy, note) of the x-vector-style TDNN (models.build_logmel_model)
-  on log-mel spectrograms, trained with the same schedule sizing and early stopping."""
+  on log-mel spectrograms, trained with the same schedule sizing and early
+  stopping, scored with the same back end (config.backend)."""
   import keras
 
   from trainer.models import build_logmel_model, compile_model
@@ -210,7 +211,15 @@ def logmel_cnn_accuracy(builder, data_dir, config):
   model.fit(x, y, validation_data=val, epochs=epochs, batch_size=config.batch_size, verbose=0,
             callbacks=[early_stopping("val_loss" if val is not None else "loss",
                                       config.patience)])
-  return float(model.evaluate(xt, yt, verbose=0)[1]), f"log-mel of the {source}"
+  if config.backend == "lda":                 # the same back end as the image CNN's
+    import tensorflow as tf
+
+    from trainer.models import with_lda_head
+
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(config.batch_size)
+    model = with_lda_head(model, train, builder.info.features["speaker"].num_classes)
+  predicted = np.argmax(model.predict(xt, batch_size=config.batch_size, verbose=0), axis=1)
+  return float((predicted == yt).mean()), f"log-mel of the {source}"
 
 
 def write_table(output: str, stem: str, results: dict, protocol: dict, title: str):
