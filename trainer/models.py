@@ -7,10 +7,9 @@ import numpy as np
 from keras import layers, ops
 
 from pipeline.spec import DEFAULT_SPEC, GRID, TRACKS, cell_size
+from trainer.config import MODELS, POOLINGS  # noqa: F401  (re-exported)
 
 TRACK_NAMES = [t.name for t in TRACKS]
-
-from trainer.config import MODELS, POOLINGS  # noqa: F401  (re-exported)
 
 
 def compile_model(model: keras.Model, learning_rate: float, decay_steps: int | None = None,

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 from trainer.report import dataset_identity as identity
+from trainer.report import predict
 
 __all__ = ["identity", "summary", "write_table", "image_cnn_accuracy",
            "descriptor_logreg_accuracy", "egemaps_logreg_accuracy", "logmel_cnn_accuracy",
@@ -64,9 +65,8 @@ def image_cnn_accuracy(config, speakers: list[int] | None = None) -> float:
   from trainer.train import train
 
   result = train(config, speakers=speakers, verbose=0)
-  hits = [np.argmax(result.model(x, training=False), axis=1) == np.asarray(y)
-          for x, y in result.splits.test]
-  return float(np.concatenate(hits).mean())
+  labels, prob, _ = predict(result.model, result.splits.test)
+  return float((prob.argmax(axis=1) == labels).mean())
 
 
 @functools.lru_cache(maxsize=8)

@@ -85,7 +85,6 @@ def main(argv=None) -> int:
   study.add_training_flags(p, skip=("output", "dataset", "data_dir"))
   args = p.parse_args(argv)
   config = study.checked_config(p, args)
-  import keras
   import matplotlib
 
   matplotlib.use("Agg")
@@ -95,6 +94,7 @@ def main(argv=None) -> int:
 
   from trainer import data
   from trainer.config import TrainConfig
+  from trainer.models import embeddings_of
   from trainer.train import train
 
   builder, data_dir = study.open_dataset_or_exit(args.dataset, args.data_dir)
@@ -108,10 +108,9 @@ def main(argv=None) -> int:
   # speakers: the stopping rule watches the training loss).
   model = train(TrainConfig(**{**config.__dict__, "data_dir": data_dir}), speakers=train_ids,
                 validation=False).model
-  embed = keras.Model(model.input, model.get_layer("embedding").output)
   test = data.pipeline(builder.as_dataset(split="test"), args.channels, args.batch_size, False,
                        args.seed)
-  e = np.concatenate([embed.predict_on_batch(x) for x, _ in test])
+  e, _ = embeddings_of(model, test)
   scores, same = cosine_trials(e, test_labels)
   eer, auc, fpr, fnr = equal_error_rate(scores, same)
   curves = {f"CNN ({args.model}, {args.channels})": (eer, fpr, fnr)}
