@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         output = tempfile.mkdtemp(prefix="compare_models_")
         run = run_measured([sys.executable, "-m", "trainer.fit", "--dataset", dataset,
                             "--data_dir", args.data_dir, "--output", output, "--model", model,
-                            "--seed", str(seed), *args.flags.split()])
+                            "--seed", str(seed), *shlex.split(args.flags)])
         if run["returncode"]:
           raise SystemExit(run["stderr"][-3000:])
         with open(os.path.join(output, "metrics.json")) as f:
