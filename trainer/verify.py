@@ -82,7 +82,7 @@ def main(argv=None) -> int:
   p.add_argument("--dataset", required=True, help="TFDS name/config, built --split_by speaker")
   p.add_argument("--data_dir", help="TFDS data dir")
   p.add_argument("--output", default="runs/verification")
-  study.add_training_flags(p, skip=("output", "dataset", "data_dir"))
+  study.add_training_flags(p, skip=("output", "dataset", "data_dir", "backend"))
   args = p.parse_args(argv)
   config = study.checked_config(p, args)
   import matplotlib
@@ -105,9 +105,10 @@ def main(argv=None) -> int:
           "--split_by speaker for verification", file=sys.stderr)
     return 2
   # Train on the training speakers (the validation split holds other
-  # speakers: the stopping rule watches the training loss).
-  model = train(TrainConfig(**{**config.__dict__, "data_dir": data_dir}), speakers=train_ids,
-                validation=False).model
+  # speakers: the stopping rule watches the training loss). Trials are
+  # scored on the embedding, so no back end is fitted on top of it.
+  model = train(TrainConfig(**{**config.__dict__, "data_dir": data_dir, "backend": "softmax"}),
+                speakers=train_ids, validation=False).model
   test = data.pipeline(builder.as_dataset(split="test"), args.channels, args.batch_size, False,
                        args.seed)
   e, _ = embeddings_of(model, test)
