@@ -43,7 +43,7 @@ def make_corpus(root, utterances=5):
                                     rate=120, pitch=70)[0]] * 2)
   write_wav(root / "ana" / "long take.wav", long, 22050)
   (root / "ben" / "empty.wav").write_bytes(b"")
-  (root / "ben" / "noise.wav").write_bytes(os.urandom(3000))
+  (root / "ben" / "noise.wav").write_bytes(np.random.default_rng(0).bytes(3000))
   whole = (root / "cyd" / "cyd_0.wav").read_bytes()
   (root / "cyd" / "cut.wav").write_bytes(whole[:40])                 # header cut short
   (root / "cyd" / "half.wav").write_bytes(whole[:len(whole) // 2])   # data cut short
