@@ -1,7 +1,8 @@
 """TensorFlow imported without the start-up lines a user cannot act on.
 
 Importing TensorFlow on a machine without a GPU prints "Could not find cuda
-drivers" (twice) and a CPU-feature note through absl before any log level
+drivers" (twice), a CPU-feature note and, on CPUs where oneDNN's custom
+operations are on, a note saying so, through absl before any log level
 applies: TF_CPP_MIN_LOG_LEVEL hides the second but not the first. The first
 `import tensorflow` of a trainer command therefore runs with file
 descriptor 2 led through pipeline.console's filter, which drops those notes
@@ -19,7 +20,8 @@ from pipeline.console import filtered_stderr
 
 NOISE = ("All log messages before absl::InitializeLog() is called",
          "cudart_stub.cc", "Could not find cuda drivers", "cpu_feature_guard.cc",
-         "To enable the following instructions", "rebuild TensorFlow with the appropriate")
+         "To enable the following instructions", "rebuild TensorFlow with the appropriate",
+         "oneDNN custom operations are on")   # on CPUs with AVX-512 VNNI or AMX
 NO_GPU = ("failed call to cuInit",)    # CUDA's answer when there is no GPU to use
 
 
