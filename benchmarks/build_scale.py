@@ -30,17 +30,15 @@ import glob
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 
 import numpy as np
-import psutil
 import soundfile as sf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
-from benchmarks.measure import run_measured  # noqa: E402
+from benchmarks.measure import machine, run_measured  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR, SECONDS, POOL = 16000, 4.0, 400
@@ -280,9 +278,7 @@ def main():
           image_size=args.image_size)
   stage = {f"{s} px": stage_alone(full, s, args.stage_files)
            for s in sorted({args.image_size, args.workers_image_size})}
-  result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                       f"{round(psutil.virtual_memory().total / 2**30)} GiB, "
-                       f"Python {platform.python_version()}",
+  result = {"machine": machine(),
             "command": "python benchmarks/build_scale.py " + " ".join(sys.argv[1:]),
             "runs": runs, "encode_stage_alone": stage}
   derived = {}

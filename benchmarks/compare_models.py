@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -25,7 +24,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
-from benchmarks.measure import run_measured  # noqa: E402
+from benchmarks.measure import machine, run_measured  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -41,8 +40,7 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   command = "python benchmarks/compare_models.py " + shlex.join(
       sys.argv[1:] if argv is None else argv)
-  result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                       f"Python {platform.python_version()}", "command": command, "runs": {}}
+  result = {"machine": machine(), "command": command, "runs": {}}
   if args.append and os.path.exists(args.out):
     with open(args.out) as f:
       before = json.load(f)

@@ -33,7 +33,6 @@ import collections
 import functools
 import glob
 import json
-import platform
 import sys
 import time
 
@@ -53,6 +52,8 @@ except ImportError:  # a checkout from before pipeline.bulk (measuring an older 
 from pipeline.encode import decode_green, encode, si_snr
 from pipeline.espeak import synthesize
 from pipeline.spec import DEFAULT_SPEC
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks.measure
+from benchmarks.measure import machine  # noqa: E402
 
 SENTENCES = [
     "Please call Stella.", "Ask her to bring these things with her from the store.",
@@ -231,7 +232,7 @@ def main(argv=None):
           "telephone_noisy": telephone_noisy(args.real), "espeak": espeak()}
   stages = Stages()
   result = {
-      "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+      "machine": machine(),
       "command": "python benchmarks/encode_speed.py " + " ".join(
           sys.argv[1:] if argv is None else argv),
       "image_size": args.image_size, "target_x_realtime_per_core": 300,

@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
-from benchmarks.measure import run_measured  # noqa: E402
+from benchmarks.measure import machine, run_measured  # noqa: E402
 
 RUNS = {
     "demo, 512 px": ("a2i_speakers", ["--runner=DirectRunner"]),
@@ -86,8 +85,7 @@ def main(argv=None) -> int:
   p.add_argument("--real", help="folder of benchmarks/corpora/klettres.sh (a human voice for "
                                 "the open-set check)")
   args = p.parse_args(argv)
-  result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                       f"Python {platform.python_version()}",
+  result = {"machine": machine(),
             "command": "python benchmarks/fit_defaults.py " + " ".join(
                 sys.argv[1:] if argv is None else argv), "runs": {}}
   if args.only and os.path.exists(args.out):   # the other rows stay, with their command

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
+from benchmarks.measure import machine  # noqa: E402
 
 
 def test_predictions(run_folder: str, data_dir: str, dataset: str):
@@ -94,8 +94,7 @@ def main(argv=None) -> int:
             "snr_db": round(float(np.mean([c["snr_db"] for c in rows])), 2)}
 
   result = {
-      "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                 f"Python {platform.python_version()}",
+      "machine": machine(),
       "command": command, "dataset": args.dataset, "seeds": args.seeds,
       "test_accuracy_per_seed": [round(a, 4) for a in accuracies],
       "test_clips": len(missed),

@@ -12,7 +12,6 @@ docs/performance_input.json.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -23,6 +22,8 @@ import tensorflow as tf
 
 from trainer import data
 from trainer.models import build_model, compile_model
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks.measure
+from benchmarks.measure import machine  # noqa: E402
 
 
 def images_per_second(ds, max_batches=None):
@@ -44,7 +45,7 @@ def main():
                       help="model names; '+xla' compiles the training step with XLA")
   parser.add_argument("--out", default="docs/performance_input.json")
   args = parser.parse_args()
-  results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+  results = {"machine": f"{machine()}, "
                         f"{'GPU' if tf.config.list_physical_devices('GPU') else 'CPU only'}",
              "command": "python benchmarks/input_pipeline.py " + " ".join(sys.argv[1:]),
              "batch_size": args.batch_size, "models": args.models, "runs": {}}

@@ -1,14 +1,48 @@
 """Running a command while measuring it: wall time and peak RSS of its whole
-process tree (worker processes included), polled every 0.1 s."""
+process tree (worker processes included), polled every 0.1 s; and the
+machine a measurement was taken on."""
 
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import time
 
 import psutil
+
+
+# CPU features that change which kernels TensorFlow and NumPy run: with
+# AVX-512 VNNI or AMX, TensorFlow's oneDNN custom operations are on, and a
+# training's floating-point sums (so its last test clip or two) differ from
+# another CPU's.
+_CPU_FEATURES = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI",
+                 "amx_tile": "AMX"}
+
+
+def machine() -> str:
+  """What a result was measured on: architecture, cores, memory, CPU model
+  and the features above, Python."""
+  import psutil
+
+  model, flags = platform.processor() or platform.machine(), set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+          model = value.strip()
+        elif key.strip() == "flags":
+          flags = set(value.split())
+          break
+  except OSError:
+    pass
+  features = [name for flag, name in _CPU_FEATURES.items() if flag in flags]
+  return (f"{platform.machine()}, {os.cpu_count()} cores, "
+          f"{round(psutil.virtual_memory().total / 2**30)} GiB, {model}"
+          + (f" ({', '.join(features)})" if features else "")
+          + f", Python {platform.python_version()}")
 
 
 def tree_rss(proc: psutil.Process) -> tuple[int, int, int]:

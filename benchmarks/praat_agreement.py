@@ -20,7 +20,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import json
-import platform
 import sys
 import time
 
@@ -30,6 +29,8 @@ from pipeline.audio import AudioError, load_audio
 from pipeline.corpus import list_corpus
 from pipeline.features import describe
 from pipeline.spec import DEFAULT_SPEC, TRACK_INDEX
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks.measure
+from benchmarks.measure import machine  # noqa: E402
 
 PRAAT_FLOOR, PRAAT_CEILING = 75.0, 600.0
 
@@ -183,7 +184,7 @@ def main(argv=None) -> int:
   p.add_argument("--telephone", action="store_true",
                  help="also compare f0 on a 300-3400 Hz version with full-band Praat")
   args = p.parse_args(argv)
-  result = {"machine": f"{platform.machine()}, Python {platform.python_version()}",
+  result = {"machine": machine(),
             "command": "python benchmarks/praat_agreement.py " + " ".join(
                 sys.argv[1:] if argv is None else argv),
             "reference": f"Praat To Pitch (ac) {PRAAT_FLOOR:g}-{PRAAT_CEILING:g} Hz, "
