@@ -24,3 +24,30 @@ def test_ci_runs_exactly_the_readme_test_command():
               if l.strip() and not l.startswith("#") and not l.startswith("set ")
               and not l.startswith("cd ")]
   assert ci_lines == [tests]
+
+
+def test_every_benchmark_starts_as_a_script_from_the_checkout():
+  """Benchmarks are run by hand as `python benchmarks/X.py` (not installed):
+  each finds its helpers and answers --help."""
+  import subprocess
+  import sys
+
+  scripts = sorted((ROOT / "benchmarks").glob("*.py"))
+  scripts = [s for s in scripts if s.name not in ("__init__.py", "measure.py")]
+  assert len(scripts) >= 7
+  for script in scripts:
+    out = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT / "benchmarks",
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, (script.name, out.stderr[-1500:])
+    assert "usage:" in out.stdout, script.name
+
+
+def test_results_name_the_machine_they_were_measured_on():
+  import os
+  import platform
+
+  from benchmarks.measure import machine
+
+  description = machine()
+  assert description.startswith(f"{platform.machine()}, {os.cpu_count()} cores, ")
+  assert description.endswith(f"Python {platform.python_version()}")
