@@ -24,8 +24,6 @@ _CPU_FEATURES = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 V
 def machine() -> str:
   """What a result was measured on: architecture, cores, memory, CPU model
   and the features above, Python."""
-  import psutil
-
   model, flags = platform.processor() or platform.machine(), set()
   try:
     with open("/proc/cpuinfo") as f:
