@@ -52,6 +52,8 @@ except ImportError:  # a checkout from before pipeline.bulk (measuring an older 
 from pipeline.encode import decode_green, encode, si_snr
 from pipeline.espeak import synthesize
 from pipeline.spec import DEFAULT_SPEC
+# Appended, after the imports above: the encoder measured stays the one on the path
+# (PYTHONPATH=OLD_CHECKOUT measures an older one); only benchmarks.measure comes from here.
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks.measure
 from benchmarks.measure import machine  # noqa: E402
 
