@@ -6,9 +6,8 @@
 * Freed memory kept for reuse: every clip allocates the same few hundred KB
   to MB temporaries (frames, spectra, the 512 x 512 planes). By default glibc
   hands blocks that large back to the kernel when freed and gets fresh,
-  zero-filled pages for the next clip: ~760 page faults and a quarter of the
-  encoder's CPU time per clip. Raising the mmap and trim thresholds keeps up
-  to 32 MB of freed heap in the process instead.
+  zero-filled pages (a page fault each) for the next clip. Raising the mmap
+  and trim thresholds keeps up to 32 MB of freed heap in the process instead.
 """
 
 from __future__ import annotations

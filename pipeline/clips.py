@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from pipeline.audio import AudioError
+from pipeline.audio import DEFAULT_MAX_SECONDS, AudioError, load_audio
 from pipeline.spec import DEFAULT_SPEC, EncodingSpec
 
 
@@ -97,3 +97,10 @@ def segment(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> list[Clip]:
     raise AudioError(
         "too_short", f"{speech:.2f} s of speech, {spec.min_speech_seconds:g} s needed")
   return clips
+
+
+def clips_of(path: str, spec: EncodingSpec = DEFAULT_SPEC,
+             max_seconds: float = DEFAULT_MAX_SECONDS, opener=None) -> list[Clip]:
+  """The clips of an audio file (pipeline.audio.load_audio, then `segment`);
+  raises AudioError when it gives none."""
+  return segment(load_audio(path, spec, max_seconds, opener=opener), spec)

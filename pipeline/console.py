@@ -7,11 +7,12 @@ passes everything else through as it comes (errors and tracebacks
 included). A multi-process build's SDK workers inherit the build's stderr,
 and each one announces itself while starting (WORKER_NOISE) before any log
 level it is given applies; the trainer uses the same filter for
-TensorFlow's start-up lines (trainer/quiet.py).
+TensorFlow's start-up lines (trainer/quiet.py, from each command's main).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -55,3 +56,11 @@ def filtered_stderr(noise):
     relay.join(timeout=1.0)
     if not relay.is_alive():   # else a worker still holds the pipe: the relay keeps `original`
       os.close(original)
+
+
+class CommandParser(argparse.ArgumentParser):
+  """The argument parser of every a2i command: a bad flag is one line (the
+  program, the flag and what is wrong with it), not a usage block."""
+
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message}\n")

@@ -10,7 +10,6 @@ Command line: one PNG per clip of every file given (directories are walked):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -18,8 +17,9 @@ import sys
 import numpy as np
 
 from pipeline import planes
-from pipeline.audio import AUDIO_EXTENSIONS, AudioError, load_audio, to_working_rate
-from pipeline.clips import segment
+from pipeline.audio import AUDIO_EXTENSIONS, AudioError, to_working_rate
+from pipeline.clips import clips_of
+from pipeline.console import CommandParser
 from pipeline.features import describe
 from pipeline.spec import DEFAULT_SPEC, IMAGE_SIZES, TRACK_INDEX, EncodingSpec
 
@@ -96,7 +96,7 @@ def _inputs(paths):
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = CommandParser(
       prog="python -m pipeline.encode", description="Encode audio files as RGB images.")
   parser.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
   parser.add_argument("--out", required=True, help="output directory for the PNGs")
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
   failed = written = 0
   for path, rel in _inputs(args.inputs):
     try:
-      clips = segment(load_audio(path))
+      clips = clips_of(path)
       stem = os.path.join(args.out, os.path.splitext(rel)[0])
       os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
       for clip in clips:

@@ -133,11 +133,18 @@ def _to_pixels(y: np.ndarray, spec: EncodingSpec) -> np.ndarray:
   return _pixel_lut(spec.green_law, spec.mu).take(idx.astype(np.uint16))
 
 
+def expand(levels, law: str, mu: int, xp=np):
+  """Green levels in [-1, 1] (pixel / 127.5 - 1) -> samples in [-1, 1]: the
+  companding law undone. The one decoder of the green plane: `xp` is numpy
+  here and `keras.ops` inside a model (trainer.layers.GreenWaveform)."""
+  if law == "mulaw":
+    return xp.sign(levels) * xp.expm1(xp.abs(levels) * float(np.log1p(mu))) / mu
+  return levels
+
+
 def _from_pixels(q: np.ndarray, spec: EncodingSpec) -> np.ndarray:
-  f = q.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
-  if spec.green_law == "mulaw":
-    return np.sign(f) * np.expm1(np.abs(f) * np.log1p(spec.mu)) / spec.mu
-  return f
+  return expand(q.astype(np.float32) / np.float32(127.5) - np.float32(1.0), spec.green_law,
+                spec.mu)
 
 
 def green_plane(x: np.ndarray, image_size: int, spec: EncodingSpec = DEFAULT_SPEC,

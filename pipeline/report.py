@@ -16,6 +16,15 @@ def explain(status: str, reason: str) -> str:
   return REASONS.get(status, {}).get(reason, reason)
 
 
+def report_record(f, status: str, reason: str = "", detail: str = "", clips: int = 0,
+                  seconds: float = 0.0) -> dict:
+  """The report's line for a CorpusFile `f`: encoded (with its clips and
+  seconds of audio), failed or skipped (with the reason and its detail)."""
+  return {"file": f.relpath, "speaker": f.speaker, "group": f.group, "split": None,
+          "status": status, "reason": reason, "detail": detail, "clips": clips,
+          "seconds": round(seconds, 3)}
+
+
 class BuildError(RuntimeError):
   """A build that must not produce a dataset (nothing usable, bad corpus)."""
 

@@ -22,6 +22,7 @@ import math
 
 from pipeline import splits
 from pipeline.corpus import CorpusFile
+from pipeline.fingerprint import Fingerprint, first_of_each
 
 # Shards are the unit of parallel work and of memory. ~16 MiB of examples
 # keeps a worker's working set small and reads efficient; MIN_TASKS shards in
@@ -74,21 +75,16 @@ class Plan:
     return out
 
 
-def plan(analysed: list[tuple[CorpusFile, int, str]], image_size: int,
+def plan(analysed: list[tuple[CorpusFile, int, Fingerprint]], image_size: int,
          fractions=(0.8, 0.1, 0.1), by: str = "recording") -> Plan:
-  """analysed: (file, clips it gives, digest of its audio) for every file the
-  analysis could cut. Of files with the same audio, the first by path is
-  encoded and the others are duplicates of it: the same audio never lands
-  in two splits, or under two speakers."""
-  kept, duplicates = {}, {}
-  for f, n, digest in sorted(analysed, key=lambda a: a[0].relpath):
-    if n <= 0:
-      continue
-    if digest in kept:
-      duplicates[f.relpath] = kept[digest][0].relpath
-    else:
-      kept[digest] = (f, n)
-  analysed = list(kept.values())
+  """analysed: (file, clips it gives, fingerprint of its audio) for every
+  file the analysis could cut. Of files holding the same recording, in any
+  sample format (pipeline.fingerprint), the first by path is encoded and
+  the others are duplicates of it: the same audio never lands in two
+  splits, or under two speakers."""
+  usable = {f.relpath: (f, n, fp) for f, n, fp in analysed if n > 0}
+  duplicates = first_of_each((name, fp) for name, (_, _, fp) in usable.items())
+  analysed = [(f, n) for name, (f, n, _) in sorted(usable.items()) if name not in duplicates]
   assignment = splits.assign({(f.speaker, f.group) for f, _ in analysed}, fractions, by)
   split_of = {f.relpath: assignment[(f.speaker, f.group)] for f, _ in analysed}
   size = clips_per_shard(image_size, sum(n for _, n in analysed))

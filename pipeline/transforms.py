@@ -29,15 +29,16 @@ from typing import Callable
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.metrics import Metrics
 
 from pipeline import shards
 from pipeline.audio import AudioError, load_audio
 from pipeline.bulk import prepare_process
-from pipeline.clips import segment
+from pipeline.clips import clips_of, segment
 from pipeline.corpus import CorpusFile, is_url
 from pipeline.encode import encode_clip
+from pipeline.fingerprint import fingerprint
+from pipeline.report import report_record
 from pipeline.spec import EncodingSpec
 
 NAMESPACE = "a2i"
@@ -57,13 +58,6 @@ def open_with_beam(path: str):
 
 def opener_for(path: str):
   return open_with_beam if is_url(path) else None
-
-
-def report_record(f: CorpusFile, status: str, reason: str = "", detail: str = "",
-                  clips: int = 0, seconds: float = 0.0) -> dict:
-  return {"file": f.relpath, "speaker": f.speaker, "group": f.group, "split": None,
-          "status": status, "reason": reason, "detail": detail, "clips": clips,
-          "seconds": round(seconds, 3)}
 
 
 def example_key(f: CorpusFile, clip_index: int) -> str:
@@ -120,14 +114,10 @@ class Cut(_CoreDoFn):
       yield f, report_record(f, "failed", e.reason, e.detail, seconds=seconds)
       return
     self.clips.inc(len(clips))
+    # The fingerprint goes to the plan (which encodes a recording stored
+    # twice once), not to the report.
     yield f, dict(report_record(f, "encoded", detail=f.detail, clips=len(clips),
-                                seconds=seconds), audio_sha256=audio_digest(x))
-
-
-def audio_digest(x) -> str:
-  """Identity of a recording's audio as decoded at the working rate: a byte
-  copy, or the same samples in another container, has the same digest."""
-  return hashlib.sha256(x.tobytes()).hexdigest()[:32]
+                                seconds=seconds), fingerprint=fingerprint(x))
 
 
 def png_bytes(image) -> bytes:
@@ -153,6 +143,21 @@ def clip_example(f: CorpusFile, clip, spec: EncodingSpec, image_size: int) -> di
   }
 
 
+def _masked_crc(data: bytes) -> bytes:
+  """TFRecord's checksum: CRC-32C, rotated right by 15 bits, plus a constant."""
+  import google_crc32c
+
+  crc = google_crc32c.value(data)
+  return ((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def tfrecord_frame(data: bytes) -> bytes:
+  """One record as TFRecord files hold it: its length (uint64), the length's
+  checksum, the data, the data's checksum."""
+  length = len(data).to_bytes(8, "little")
+  return length + _masked_crc(length) + data + _masked_crc(data)
+
+
 def write_tfrecord(path: str, records) -> int:
   """Writes a TFRecord file through Beam's filesystems (local, gs://, s3://,
   hdfs://), under a temporary name renamed into place at the end: a retried
@@ -161,8 +166,9 @@ def write_tfrecord(path: str, records) -> int:
   size = 0
   with FileSystems.create(partial, compression_type=CompressionTypes.UNCOMPRESSED) as out:
     for data in records:
-      _TFRecordUtil.write_record(out, data)
-      size += len(data) + 16  # length, its CRC, data, its CRC
+      frame = tfrecord_frame(data)
+      out.write(frame)
+      size += len(frame)
   if FileSystems.exists(path):  # a retried task: same plan, same bytes
     FileSystems.delete([path])
   FileSystems.rename([partial], [path])
@@ -190,8 +196,7 @@ class WriteShard(_CoreDoFn):
     for f, expected in task.files:
       outcome = {"file": f.relpath, "clips": 0, "expected": expected}
       try:
-        clips = segment(load_audio(f.path, self.spec, self.max_seconds,
-                                   opener=opener_for(f.path)), self.spec)
+        clips = clips_of(f.path, self.spec, self.max_seconds, opener_for(f.path))
       except AudioError as e:  # the file changed or vanished since the analysis
         Metrics.counter(NAMESPACE, f"files_failed_{e.reason}_at_encoding").inc()
         files.append(dict(outcome, reason=e.reason, detail=e.detail))
@@ -228,11 +233,16 @@ class AnalyseCorpus(beam.PTransform):
 
 
 def _clip_count(item):
-  """(file, record) -> (file, clips, audio digest) for files that gave clips:
-  all the plan needs."""
+  """(file, record) -> (file, clips, audio fingerprint) for files that gave
+  clips: all the plan needs."""
   f, record = item
   if record["status"] == "encoded":
-    yield f, record["clips"], record["audio_sha256"]
+    yield f, record["clips"], record["fingerprint"]
+
+
+def _report_record(item) -> dict:
+  """(file, record) -> the record as the build report keeps it."""
+  return {k: v for k, v in item[1].items() if k != "fingerprint"}
 
 
 def _duplicate_record(item) -> dict:
@@ -268,7 +278,7 @@ class BuildShards(beam.PTransform):
     # Files whose audio another file already holds: not encoded, reported.
     duplicates = (plan
                   | "Duplicates" >> beam.FlatMap(lambda p: sorted(p.duplicates.items())))
-    records = ((analysed | "Records" >> beam.Values(),
+    records = ((analysed | "Records" >> beam.Map(_report_record),
                 duplicates | "DuplicateRecords" >> beam.Map(_duplicate_record))
                | "AllRecords" >> beam.Flatten())
     written = (plan

@@ -17,8 +17,9 @@ import sys
 
 import numpy as np
 
-from pipeline.audio import AUDIO_EXTENSIONS, AudioError, load_audio, resample
-from pipeline.clips import segment
+from pipeline.audio import AUDIO_EXTENSIONS, AudioError, resample
+from pipeline.clips import clips_of
+from pipeline.console import CommandParser
 from pipeline.encode import decode_green, encode_clip, si_snr
 from pipeline.spec import DEFAULT_SPEC, GRID, IMAGE_SIZES, TRACKS, cell_size
 
@@ -53,7 +54,7 @@ def draw(image: np.ndarray, title: str, out: str, snr: float | None = None) -> N
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m pipeline.view",
+  parser = CommandParser(prog="python -m pipeline.view",
                                    description=__doc__.split("\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="\n".join(__doc__.split("\n")[2:]))
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
     if os.path.splitext(args.file)[1].lower() not in AUDIO_EXTENSIONS:
       parser.error(f"{args.file}: neither audio nor PNG (by its extension)")
     try:
-      clips = segment(load_audio(args.file))
+      clips = clips_of(args.file)
     except AudioError as e:
       parser.error(f"{args.file}: {e}")
     if not 0 <= args.clip < len(clips):

@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 import soundfile as sf
+from apache_beam.io.filesystem import FileMetadata, MatchResult
+from apache_beam.io.localfilesystem import LocalFileSystem
 
 SR = 16000
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -58,6 +60,15 @@ def build(args, data_dir, check=True):
   """`python -m pipeline.build` in a subprocess, as a user runs it."""
   out = subprocess.run([sys.executable, "-m", "pipeline.build", "--data_dir", str(data_dir),
                         "--runner=DirectRunner", *args], capture_output=True, text=True, env=ENV)
+  if check:
+    assert out.returncode == 0, out.stderr[-3000:]
+  return out
+
+
+def run(module, *args, check=True, env=ENV):
+  """`python -m module` in a subprocess (builds, and runs that are killed)."""
+  out = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
+                       text=True, env=env)
   if check:
     assert out.returncode == 0, out.stderr[-3000:]
   return out
@@ -111,3 +122,38 @@ def cli(module, *args, check=True):
   if check:
     assert code == 0, result.stderr[-3000:]
   return result
+
+
+class BucketLikeFileSystem(LocalFileSystem):
+  """`a2ibucket:///abs/path`: a filesystem the OS cannot open, as gs:// or
+  s3:// are, that Beam resolves by its scheme (backed here by a local folder)."""
+
+  PREFIX = "a2ibucket://"
+
+  @classmethod
+  def scheme(cls):
+    return "a2ibucket"
+
+  def _local(self, path):  # Beam's own match() calls back with local paths
+    return path[len(self.PREFIX):] if path.startswith(self.PREFIX) else path
+
+  def match(self, patterns, limits=None):
+    return [MatchResult(r.pattern, [FileMetadata(self.PREFIX + m.path, m.size_in_bytes)
+                                    for m in r.metadata_list])
+            for r in super().match([self._local(p) for p in patterns], limits)]
+
+  def open(self, path, *args, **kwargs):
+    return super().open(self._local(path), *args, **kwargs)
+
+  def create(self, path, *args, **kwargs):
+    return super().create(self._local(path), *args, **kwargs)
+
+  def exists(self, path):
+    return super().exists(self._local(path))
+
+  def rename(self, sources, destinations):
+    return super().rename([self._local(p) for p in sources],
+                          [self._local(p) for p in destinations])
+
+  def delete(self, paths):
+    return super().delete([self._local(p) for p in paths])

@@ -6,10 +6,18 @@ import pytest
 
 from pipeline import shards
 from pipeline.corpus import CorpusFile
+from pipeline.fingerprint import SEGMENTS, Fingerprint
+
+
+def audio(rng):
+  """The fingerprint of a recording of its own (16 kHz, about 4 s)."""
+  return Fingerprint(rng.randint(60000, 70000),
+                     tuple(rng.uniform(0.01, 0.2) for _ in range(SEGMENTS))
+                     + tuple(rng.gauss(0, 0.1) for _ in range(SEGMENTS)))
 
 
 def corpus(speakers=5, sessions=12, files_per_session=3, seed=0):
-  """(file, clips, audio digest) for a LibriSpeech-like tree: speaker/session/utterance."""
+  """(file, clips, audio fingerprint) for a LibriSpeech-like tree: speaker/session/utterance."""
   rng = random.Random(seed)
   out = []
   for s in range(speakers):
@@ -17,7 +25,7 @@ def corpus(speakers=5, sessions=12, files_per_session=3, seed=0):
       for u in range(files_per_session):
         rel = f"spk{s}/{g}/spk{s}-{g}-{u:04d}.flac"
         out.append((CorpusFile("/c/" + rel, rel, f"spk{s}", f"spk{s}/{g}"), rng.randint(1, 9),
-                    f"digest of {rel}"))
+                    audio(rng)))
   return out
 
 
@@ -59,7 +67,7 @@ def test_shards_are_bounded_and_numbered_per_split():
 def test_a_recording_longer_than_a_shard_gets_a_shard_of_its_own():
   analysed = corpus(speakers=3, sessions=3, files_per_session=1)
   long_take = CorpusFile("/c/spk0/long.wav", "spk0/long.wav", "spk0", "spk0/long")
-  plan = shards.plan(analysed + [(long_take, 900, "long")], image_size=512)
+  plan = shards.plan(analysed + [(long_take, 900, audio(random.Random(9)))], image_size=512)
   (task,) = [t for t in plan.tasks if any(f == long_take for f, _ in t.files)]
   assert task.files == ((long_take, 900),)
 
@@ -73,8 +81,9 @@ def test_the_plan_does_not_depend_on_the_order_results_arrive_in():
 
 def test_files_without_clips_take_no_place():
   analysed = corpus(speakers=2, sessions=4)
-  broken = [(CorpusFile(f"/c/spk0/x{i}.wav", f"spk0/x{i}.wav", "spk0", f"spk0/x{i}"), 0, str(i))
-            for i in range(10)]
+  rng = random.Random(5)
+  broken = [(CorpusFile(f"/c/spk0/x{i}.wav", f"spk0/x{i}.wav", "spk0", f"spk0/x{i}"), 0,
+             audio(rng)) for i in range(10)]
   with_broken = shards.plan(analysed + broken, 64)
   assert with_broken == shards.plan(analysed, 64)
 
@@ -83,8 +92,8 @@ def test_the_same_audio_is_encoded_once_whatever_its_name_or_speaker():
   """Copies of a recording (here: in its own session, in another session and
   under another speaker) are left to the first by path, and named."""
   analysed = corpus(speakers=3, sessions=6)
-  f, n, digest = analysed[7]
-  copies = [(CorpusFile("/c/" + rel, rel, spk, group), n, digest) for rel, spk, group in (
+  f, n, recording = analysed[7]
+  copies = [(CorpusFile("/c/" + rel, rel, spk, group), n, recording) for rel, spk, group in (
       ("spk0/copy.flac", "spk0", "spk0/copy"), ("spk2/stolen.flac", "spk2", "spk2/9"))]
   plan = shards.plan(analysed + copies, 128)
   first = min([f.relpath] + [c.relpath for c, _, _ in copies])

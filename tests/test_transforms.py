@@ -10,10 +10,9 @@ import os
 import apache_beam as beam
 import numpy as np
 import pytest
+import soundfile as sf
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from apache_beam.io.filesystem import FileMetadata, MatchResult
-from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from threadpoolctl import threadpool_limits
@@ -25,8 +24,9 @@ from pipeline.corpus import CorpusFile, list_corpus
 from pipeline.encode import encode_clip
 from pipeline.espeak import synthesize
 from pipeline.spec import DEFAULT_SPEC
-from pipeline.transforms import BuildShards, WriteShard, audio_digest
-from tests.helpers import write_wav
+from pipeline.fingerprint import fingerprint
+from pipeline.transforms import BuildShards, WriteShard
+from tests.helpers import BucketLikeFileSystem, write_wav
 from tfds_a2i import A2iSpeakersConfig, Builder
 from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import ExampleSerializer
 
@@ -72,7 +72,7 @@ def test_build_shards_reports_every_file_and_writes_each_clip_once(corpus, featu
   clips, digests = {}, {}
   for f in files[:-1]:
     x = load_audio(f.path)
-    clips[f.relpath], digests[f.relpath] = len(segment(x)), audio_digest(x)
+    clips[f.relpath], digests[f.relpath] = len(segment(x)), fingerprint(x)
   plan = shards.plan([(f, clips[f.relpath], digests[f.relpath]) for f in files[:-1]], SIZE)
   assert sum(clips.values()) == 15 and len(plan.tasks) == 3
 
@@ -109,6 +109,32 @@ def test_build_shards_reports_every_file_and_writes_each_clip_once(corpus, featu
   assert seen == {(rel, i) for rel, n in clips.items() for i in range(n)}
 
 
+def test_one_recording_stored_in_two_sample_formats_is_encoded_once(corpus, features,
+                                                                    tmp_path):
+  """The same take as float WAV and as 24-bit PCM decodes to samples that
+  differ in their last bits: one is encoded, the other reported as its
+  duplicate, under another speaker too."""
+  root, files = corpus
+  x, rate = sf.read(str(root / "ana/ana_0.wav"), dtype="float32")
+  copies = []
+  for rel, subtype in (("ana/take_float.wav", "FLOAT"), ("cyd/take_24bit.wav", "PCM_24")):
+    sf.write(str(tmp_path / rel.replace("/", "_")), x * 0.9, rate, subtype=subtype)
+    copies.append(CorpusFile(str(tmp_path / rel.replace("/", "_")), rel, rel.split("/")[0], rel))
+  assert not np.array_equal(*(load_audio(c.path) for c in copies))
+  with TestPipeline() as p:
+    records, _ = (p
+                  | beam.Create(files[:3] + copies)
+                  | BuildShards(DEFAULT_SPEC, SIZE, 60.0, (0.8, 0.1, 0.1), "recording",
+                                shard_namer(str(tmp_path)), ExampleSerializer(features)))
+    assert_that(records | beam.Filter(lambda r: r["file"] in ("ana/take_float.wav",
+                                                              "cyd/take_24bit.wav"))
+                | beam.Map(lambda r: (r["file"], r["status"], r.get("reason"),
+                                      r.get("correction", False))),
+                equal_to([("ana/take_float.wav", "encoded", "", False),
+                          ("cyd/take_24bit.wav", "encoded", "", False),
+                          ("cyd/take_24bit.wav", "skipped", "duplicate", True)]))
+
+
 def test_a_file_that_changed_after_the_analysis_is_reported_as_written(corpus, features,
                                                                        tmp_path):
   """The shard writer says what it found, not what the plan expected."""
@@ -126,41 +152,6 @@ def test_a_file_that_changed_after_the_analysis_is_reported_as_written(corpus, f
                        ("ana/gone.wav", 0, 1, "unreadable")])]))
   assert len(read_shard(str(tmp_path / "train-00000-of-00001"), features)) == 3
   assert not list(tmp_path.glob("*.partial"))
-
-
-class BucketLikeFileSystem(LocalFileSystem):
-  """`a2ibucket:///abs/path`: a filesystem the OS cannot open, as gs:// or
-  s3:// are, that Beam resolves by its scheme (backed here by a local folder)."""
-
-  PREFIX = "a2ibucket://"
-
-  @classmethod
-  def scheme(cls):
-    return "a2ibucket"
-
-  def _local(self, path):  # Beam's own match() calls back with local paths
-    return path[len(self.PREFIX):] if path.startswith(self.PREFIX) else path
-
-  def match(self, patterns, limits=None):
-    return [MatchResult(r.pattern, [FileMetadata(self.PREFIX + m.path, m.size_in_bytes)
-                                    for m in r.metadata_list])
-            for r in super().match([self._local(p) for p in patterns], limits)]
-
-  def open(self, path, *args, **kwargs):
-    return super().open(self._local(path), *args, **kwargs)
-
-  def create(self, path, *args, **kwargs):
-    return super().create(self._local(path), *args, **kwargs)
-
-  def exists(self, path):
-    return super().exists(self._local(path))
-
-  def rename(self, sources, destinations):
-    return super().rename([self._local(p) for p in sources],
-                          [self._local(p) for p in destinations])
-
-  def delete(self, paths):
-    return super().delete([self._local(p) for p in paths])
 
 
 def test_corpus_and_shards_on_a_filesystem_only_beam_can_open(corpus, features, tmp_path):

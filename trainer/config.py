@@ -6,7 +6,7 @@
     TrainConfig.load("RUN/config.json")          # the same run again
 
 fit, ablate, scaling and verify all train through `trainer.train.train(config)`;
-their own flags (seeds, rows, ...) come on top of these.
+their own flags (seeds, rows, ...) come on top of these (`for_study`).
 """
 
 from __future__ import annotations
@@ -73,6 +73,19 @@ class TrainConfig:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
               if hasattr(args, f.name)}
     return cls(**{**values, **override}).checked()
+
+  @classmethod
+  def for_study(cls, args: argparse.Namespace, parser: argparse.ArgumentParser | None = None,
+                **override) -> "TrainConfig":
+    """The config of a study's row (no run folder: rows are not saved), its
+    settings from the study's flags (`add_flags`) and `override`. With
+    `parser`, a bad setting is the parser's one-line error."""
+    try:
+      return cls.from_args(args, output=None, **override)
+    except ValueError as e:
+      if parser is None:
+        raise
+      parser.error(str(e))
 
   def checked(self) -> "TrainConfig":
     for name in ("batch_size", "patience"):

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from pipeline.spec import EncodingSpec, SpecMismatch
 from trainer.config import CHANNELS as _CHOICES
 
 # The plane indices of each --channels choice.
@@ -23,40 +25,73 @@ class DatasetMissing(DatasetUnusable):
   pass
 
 
-@dataclasses.dataclass
-class Splits:
-  train: tf.data.Dataset
-  validation: tf.data.Dataset | None
-  test: tf.data.Dataset
-  info: tfds.core.DatasetInfo
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """A built dataset, opened: its TFDS builder and the encoding its images
+  were written with, the one source of every spec-dependent layer."""
+
   builder: tfds.core.DatasetBuilder
-  cached: tuple[str, ...] = ()     # splits held in memory (the rest stream from disk)
+  spec: EncodingSpec
+
+  @property
+  def info(self) -> tfds.core.DatasetInfo:
+    return self.builder.info
+
+  @property
+  def image_size(self) -> int:
+    return int(self.info.features["image"].shape[0])
 
   @property
   def speakers(self) -> list[str]:
     return list(self.info.features["speaker"].names)
+
+
+@dataclasses.dataclass
+class Splits:
+  """Batches of (input, label) per split, and what they were made from."""
+
+  train: tf.data.Dataset
+  validation: tf.data.Dataset | None
+  test: tf.data.Dataset
+  speakers: list[str]
+  dataset: Dataset | None = None   # None for inputs made from audio (the log-mel baseline)
+  cached: tuple[str, ...] = ()     # splits held in memory (the rest stream from disk)
 
   @property
   def train_steps(self) -> int:
     """Batches per training epoch (`load` gives every split a known length)."""
     return int(self.train.cardinality())
 
+  @property
+  def input_shape(self) -> tuple[int, ...]:
+    return tuple(self.train.element_spec[0].shape[1:])
 
-def open_dataset(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
-  """The prepared dataset, read from its files; never builds one."""
+
+def open_dataset(name: str, data_dir: str | None) -> Dataset:
+  """The prepared dataset and its encoding spec, read from its files; never
+  builds one."""
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except (tfds.core.registered.DatasetNotFoundError, ValueError) as e:
     raise DatasetMissing(_how_to_build(name, data_dir)) from e
   if not builder.is_prepared():
     raise DatasetMissing(_how_to_build(name, data_dir))
-  from pipeline.spec import EncodingSpec, SpecMismatch
-
   try:
-    EncodingSpec.from_dict(dict(builder.info.metadata["encoding"]))
+    spec = EncodingSpec.from_dict(dict(builder.info.metadata["encoding"]))
   except SpecMismatch as e:
     raise DatasetUnusable(f"{name}: {e}") from None
-  return builder
+  return Dataset(builder, spec)
+
+
+def open_or_exit(name: str, data_dir: str | None) -> tuple[Dataset, str | None]:
+  """(the opened dataset, data dir) for a command, or exit 2 with one line
+  naming the command that builds it."""
+  data_dir = data_dir or os.environ.get("TFDS_DATA_DIR")
+  try:
+    return open_dataset(name, data_dir), data_dir
+  except DatasetUnusable as e:
+    print(f"error: {e}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def _how_to_build(name, data_dir):
@@ -132,9 +167,10 @@ def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: 
   """The splits as batches. Splits are cached as uint8 in memory while they
   fit `budget` (default `cache_budget()`), training first: memory does not
   grow with the corpus."""
-  builder = open_dataset(name, data_dir)
+  dataset = open_dataset(name, data_dir)
+  builder = dataset.builder
   splits = builder.info.splits
-  side = builder.info.features["image"].shape[0]
+  side = dataset.image_size
   left = [cache_budget() if budget is None else budget]
   cached = []
 
@@ -155,5 +191,23 @@ def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: 
   if train is None or test is None:
     raise DatasetUnusable(f"dataset {name} needs non-empty train and test splits")
   validation = split("validation")
-  return Splits(train=train, validation=validation, test=test, info=builder.info,
-                builder=builder, cached=tuple(cached))
+  return Splits(train=train, validation=validation, test=test, speakers=dataset.speakers,
+                dataset=dataset, cached=tuple(cached))
+
+
+def from_arrays(train, validation, test, speakers: list[str], batch_size: int,
+                seed: int) -> Splits:
+  """Splits of in-memory (inputs, labels) arrays (validation may be None),
+  batched and shuffled as `pipeline` does images: for inputs computed from
+  the audio rather than read from the dataset (the log-mel baseline)."""
+
+  def split(arrays, training=False):
+    if arrays is None:
+      return None
+    ds = tf.data.Dataset.from_tensor_slices(tuple(arrays))
+    if training:
+      ds = ds.shuffle(len(arrays[1]), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+  return Splits(train=split(train, True), validation=split(validation), test=split(test),
+                speakers=list(speakers))

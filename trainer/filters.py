@@ -18,10 +18,10 @@ with the same for the architecture freshly initialised (what training changed).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
+
+from pipeline.console import CommandParser
 
 
 def describe_kernels(kernel, planes: str) -> dict:
@@ -69,10 +69,10 @@ def describe_filterbank(kernel, rate: float, n_fft: int = 1024) -> dict:
           "filters_per_band": per_band, "response": response[order], "freqs": freqs}
 
 
-def _filterbank_figure(model, stats, output):
-  import matplotlib.pyplot as plt
+def _filterbank_figure(model, stats):
+  from trainer.results import pyplot
 
-  fig, ax = plt.subplots(figsize=(6, 3.2))
+  fig, ax = pyplot().subplots(figsize=(6, 3.2))
   ax.imshow(stats["response"], aspect="auto", origin="lower", cmap="magma",
             extent=(0, stats["freqs"][-1], 0, stats["filters"]))
   ax.set_xlabel("frequency (Hz)")
@@ -80,14 +80,14 @@ def _filterbank_figure(model, stats, output):
   ax.set_title(f"{model.name}: learned green filterbank, magnitude response "
                f"({stats['taps']} taps at {stats['rate_hz']:g} Hz)", fontsize=8)
   fig.tight_layout()
-  fig.savefig(os.path.join(output, "filters.png"), dpi=110)
-  plt.close(fig)
+  return fig
 
 
 def _filterbank(model, args) -> int:
-  from trainer.models import GreenWaveform
-
   import keras
+
+  from trainer import results
+  from trainer.layers import GreenWaveform
 
   unfold = next(layer for layer in model.layers if isinstance(layer, GreenWaveform))
   rate = unfold.rate(model.input.shape[1])
@@ -96,12 +96,16 @@ def _filterbank(model, args) -> int:
   keras.utils.set_random_seed(0)
   fresh = describe_filterbank(
       keras.models.clone_model(model).get_layer("filterbank").get_weights()[0], rate)
-  os.makedirs(args.output, exist_ok=True)
   summary = lambda d: {k: v for k, v in d.items() if k not in ("response", "freqs")}
-  with open(os.path.join(args.output, "filters.json"), "w") as f:
-    json.dump({"model": args.model, "green_filterbank": summary(stats),
-               "at_initialisation": summary(fresh)}, f, indent=1)
-  _filterbank_figure(model, stats, args.output)
+  bands = lambda d: ", ".join(f"{band} {n}" for band, n in d["filters_per_band"].items())
+  markdown = (f"### Green filterbank of {args.model}\n\n{stats['filters']} filters of "
+              f"{stats['taps']} taps at {stats['rate_hz']:g} Hz. Peaks per band: {bands(stats)} "
+              f"(at initialisation: {bands(fresh)}). Median -6 dB bandwidth "
+              f"{stats['median_bandwidth_hz']:.0f} Hz ({fresh['median_bandwidth_hz']:.0f} Hz "
+              "at initialisation).")
+  results.write(args.output, "filters", {"model": args.model, "green_filterbank": summary(stats),
+                                         "at_initialisation": summary(fresh)},
+                markdown, _filterbank_figure(model, stats), dpi=110)
   print(f"green filterbank: {stats['filters']} filters of {stats['taps']} taps at "
         f"{stats['rate_hz']:g} Hz; peaks per band: "
         + ", ".join(f"{band} {n}" for band, n in stats["filters_per_band"].items())
@@ -111,17 +115,16 @@ def _filterbank(model, args) -> int:
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m trainer.filters", description=__doc__.split("\n")[0])
+  p = CommandParser(prog="python -m trainer.filters", description=__doc__.split("\n")[0])
   p.add_argument("--model", required=True)
   p.add_argument("--output", default="runs/filters")
   args = p.parse_args(argv)
   if not os.path.isfile(args.model):
     p.error(f"--model {args.model}: no such file")
-  import matplotlib
+  from trainer import quiet
 
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
+  quiet.start_tensorflow()
+  from trainer import results
   from trainer.predict import load_run
 
   model, settings = load_run(args.model)
@@ -136,11 +139,8 @@ def main(argv=None) -> int:
           f"({planes}) nor a green filterbank", file=sys.stderr)
     return 2
   stats = describe_kernels(kernel, planes)
-  os.makedirs(args.output, exist_ok=True)
-  with open(os.path.join(args.output, "filters.json"), "w") as f:
-    json.dump({"model": args.model, "planes": stats}, f, indent=1)
   n = kernel.shape[3]
-  fig, axes = plt.subplots(len(planes), n, figsize=(n * 0.45, len(planes) * 0.6 + 0.4),
+  fig, axes = results.pyplot().subplots(len(planes), n, figsize=(n * 0.45, len(planes) * 0.6 + 0.4),
                            squeeze=False)
   for c, plane in enumerate(planes):
     for k in range(n):
@@ -151,8 +151,13 @@ def main(argv=None) -> int:
                           color={"R": "darkred", "G": "darkgreen", "B": "darkblue"}[plane])
   fig.suptitle("first-layer 3x3 kernels per input plane (share of weight magnitude)",
                fontsize=8)
-  fig.savefig(os.path.join(args.output, "filters.png"), dpi=110, bbox_inches="tight")
-  plt.close(fig)
+  markdown = (f"### First-layer kernels of {args.model}\n\n| plane | weight share | smoothing "
+              "| differencing | kernels |\n|---|---|---|---|---|\n" + "".join(
+                  f"| {plane} | {s['weight_share']:.3f} | {s['smoothing_kernels']} | "
+                  f"{s['differencing_kernels']} | {s['kernels']} |\n"
+                  for plane, s in stats.items()))
+  results.write(args.output, "filters", {"model": args.model, "planes": stats}, markdown, fig,
+                dpi=110)
   for plane, s in stats.items():
     print(f"{plane}: {100 * s['weight_share']:.0f}% of the weight, {s['smoothing_kernels']} "
           f"smoothing and {s['differencing_kernels']} differencing kernels of {s['kernels']}")

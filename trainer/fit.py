@@ -19,6 +19,7 @@ import json
 import os
 import sys
 
+from pipeline.console import CommandParser
 from trainer.config import CONFIG_FILE, TrainConfig
 
 # Settings that make a run folder another run: reusing it would mix histories
@@ -28,7 +29,7 @@ _SAME_RUN = ("dataset", "data_dir", "model", "channels", "pooling", "batch_size"
 
 
 def _parser():
-  p = argparse.ArgumentParser(prog="python -m trainer.fit", description=__doc__.split("\n")[0],
+  p = CommandParser(prog="python -m trainer.fit", description=__doc__.split("\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog="\n".join(__doc__.split("\n")[2:5]))
   p.add_argument("--config", help="config.json of an earlier run: train it again "
@@ -68,17 +69,16 @@ def main(argv=None) -> int:
   folder = config.run_folder
   _refuse_other_run(parser, folder, config)
 
+  from trainer import quiet
+
+  quiet.start_tensorflow()
   from trainer import data, report
   from trainer.train import train
 
-  try:
-    builder = data.open_dataset(config.dataset, config.data_dir or os.environ.get("TFDS_DATA_DIR"))
-  except data.DatasetUnusable as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  dataset, _ = data.open_or_exit(config.dataset, config.data_dir)
   os.makedirs(folder, exist_ok=True)
-  config.save(folder, dataset=report.dataset_identity(builder))
-  report.write_encoding(folder, builder, config)   # predict works from the first checkpoint
+  config.save(folder, dataset=report.dataset_identity(dataset.builder))
+  report.write_encoding(folder, dataset, config)   # predict works from the first checkpoint
   result = train(config, folder=folder)
   # EarlyStopping restored the best weights, or training ran out its epochs:
   # either way save what is evaluated, so model.keras is the reported model.

@@ -23,6 +23,8 @@ import json
 import os
 import sys
 
+from pipeline.console import CommandParser
+
 BATCH = 16   # clips encoded and scored at a time: memory stays bounded for any length
 
 
@@ -31,7 +33,7 @@ def load_run(model_path: str):
   import keras
 
   from pipeline.spec import EncodingSpec
-  from trainer import models  # noqa: F401  registers the custom layers
+  from trainer import layers  # noqa: F401  registers the custom layers
   from trainer.report import ENCODING_FILE
 
   with open(os.path.join(os.path.dirname(os.path.abspath(model_path)), ENCODING_FILE)) as f:
@@ -45,13 +47,12 @@ def predict_file(model, settings, path: str, progress=None):
   a time; raises AudioError."""
   import numpy as np
 
-  from pipeline.audio import load_audio
-  from pipeline.clips import segment
+  from pipeline.clips import clips_of
   from pipeline.encode import encode_clip
   from trainer.data import CHANNELS
 
   spec = settings["spec"]
-  clips = segment(load_audio(path, spec), spec)
+  clips = clips_of(path, spec)
   probs, descriptors = [], []
   for start in range(0, len(clips), BATCH):
     encoded = [encode_clip(c.samples, settings["image_size"], spec, require_speech=False)
@@ -78,7 +79,7 @@ def decide(probs, descriptors, speakers, profiles, threshold):
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m trainer.predict",
+  parser = CommandParser(prog="python -m trainer.predict",
                                    description=__doc__.split("\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="\n".join(__doc__.split("\n")[2:]))
@@ -89,6 +90,9 @@ def main(argv=None) -> int:
   parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
   parser.add_argument("files", nargs="+", metavar="FILE")
   args = parser.parse_args(argv)
+  from trainer import quiet
+
+  quiet.start_tensorflow()
   from trainer.report import CENTROIDS_FILE, ENCODING_FILE
 
   folder = os.path.dirname(os.path.abspath(args.model))

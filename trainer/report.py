@@ -6,14 +6,11 @@ import csv
 import json
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from trainer.data import CHANNELS
+from trainer.results import pyplot
 
 ENCODING_FILE = "encoding.json"
 CENTROIDS_FILE = "speakers.json"
@@ -28,6 +25,12 @@ def predict(model, ds):
     if first is None:
       first = (x.numpy().astype(np.uint8), y.numpy())
   return np.concatenate(ys), np.concatenate(probs).astype(np.float64), first
+
+
+def accuracy(model, ds) -> float:
+  """Top-1 accuracy of `model` on a split of (inputs, labels) batches."""
+  labels, probs, _ = predict(model, ds)
+  return float((probs.argmax(axis=1) == labels).mean())
 
 
 def history_rows(output: str) -> list[dict]:
@@ -61,14 +64,14 @@ def dataset_identity(builder) -> dict:
                                         .encode()).hexdigest()[:16]}
 
 
-def write_encoding(folder: str, builder, config) -> None:
+def write_encoding(folder: str, dataset, config) -> None:
   """encoding.json: what trainer.predict needs to encode audio as the
-  model's training data was encoded (written when training starts)."""
+  model's training data was encoded (written when training starts): the
+  dataset's own spec record, as the builder stored it."""
   with open(os.path.join(folder, ENCODING_FILE), "w") as f:
-    json.dump({"encoding": dict(builder.info.metadata.get("encoding", {})),
-               "image_size": int(builder.info.features["image"].shape[0]),
-               "channels": config.channels, "speakers": list(builder.info.features["speaker"].names),
-               "dataset": dataset_identity(builder), "model": config.model}, f, indent=1)
+    json.dump({"encoding": dataset.spec.to_dict(), "image_size": dataset.image_size,
+               "channels": config.channels, "speakers": dataset.speakers,
+               "dataset": dataset_identity(dataset.builder), "model": config.model}, f, indent=1)
 
 
 def _fusion_effect(model, test, labels, weights):
@@ -76,7 +79,7 @@ def _fusion_effect(model, test, labels, weights):
   same network scores with every weight left at 1 (None without fusion)."""
   if not weights:
     return None
-  from trainer.models import fusion_layer
+  from trainer.heads import fusion_layer
 
   fusion = fusion_layer(model)
   fusion.scale.assign(np.ones(len(weights), np.float32))
@@ -122,8 +125,8 @@ def write(result, config, folder: str) -> dict:
       "channels": config.channels,
       "model": config.model,
       "parameters": int(model.count_params()),
-      "dataset": dataset_identity(splits.builder),
-      "image_size": int(splits.info.features["image"].shape[0]),
+      "dataset": dataset_identity(splits.dataset.builder),
+      "image_size": splits.dataset.image_size,
       "epochs_scheduled": result.epochs,
       "epochs_run": len(rows) or len(result.history.history.get("loss", [])),
       # The epoch whose weights were kept (and evaluated): the last that
@@ -159,7 +162,8 @@ def write_speaker_profiles(splits, folder: str) -> float:
   from trainer import openset
 
   def descriptors(split):
-    ds = splits.builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    ds = splits.dataset.builder.as_dataset(split=split,
+                                           decoders={"image": tfds.decode.SkipDecoding()})
     rows = [(ex["descriptors"], ex["speaker"]) for ex in tfds.as_numpy(ds)]
     return np.array([r[0] for r in rows], np.float64), np.array([r[1] for r in rows])
 
@@ -176,6 +180,7 @@ def write_speaker_profiles(splits, folder: str) -> float:
 
 
 def plot_confusion(cm, speakers, path):
+  plt = pyplot()
   n = len(speakers)
   fig, ax = plt.subplots(figsize=(max(4, 0.35 * n + 2), max(3.5, 0.35 * n + 1.5)))
   ax.imshow(cm, cmap="Blues")
@@ -196,6 +201,7 @@ def plot_confusion(cm, speakers, path):
 
 
 def plot_curves(rows, path):
+  plt = pyplot()
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
   epochs = [r["epoch"] + 1 for r in rows]
   for ax, key in zip(axes, ("loss", "accuracy")):
@@ -219,6 +225,7 @@ def as_rgb(image, channels: str):
 
 
 def plot_samples(first, pred, speakers, channels, path, n=16):
+  plt = pyplot()
   images, labels = first
   n = min(n, len(images))
   cols = 4

@@ -1,8 +1,9 @@
-"""The one training protocol: every run (fit, ablation rows, scaling points,
-verification) is `train(config)`.
+"""The one training protocol: every run (fit, ablation rows and baselines,
+scaling points, verification) is `train(config)`.
 
     result = train(config)                               # a study row: no folder
     result = train(config, folder=run)                   # trainer.fit: checkpoints, logs
+    result = train(config, splits=log_mel_splits)        # a network on other inputs
 
 Epochs: `config.epochs`, or sized from the training split: enough epochs for
 ~1,500 optimisation steps, at least 8 and at most 60 (a 2-voice demo of 876
@@ -10,9 +11,9 @@ clips gets 54, a 20,000-clip corpus 8). The learning rate follows a cosine
 over them; training stops earlier when the validation loss has not improved
 by 0.001 for `config.patience` epochs, and the best weights are kept. A
 model that fuses plane groups (`cells` on several planes) then has its
-fusion weights fitted on the validation split (models.calibrate_fusion).
+fusion weights fitted on the validation split (heads.calibrate_fusion).
 With `backend="lda"` the network's softmax is then replaced by LDA fitted on
-the training clips' embeddings (trainer.backend).
+the training clips' embeddings (trainer.heads).
 """
 
 from __future__ import annotations
@@ -78,28 +79,43 @@ def verbosity() -> int:
   return 1 if sys.stdout.isatty() else 2
 
 
+def _network(config: TrainConfig, splits, classes: int):
+  """`config.model` for the inputs of `splits`: an image network built from
+  the dataset's encoding spec, or the log-mel TDNN (its input normalisation
+  adapted to the training split)."""
+  from trainer import networks
+
+  if config.model == networks.LOGMEL:
+    model = networks.build_logmel_model(*splits.input_shape[:2], classes)
+    model.get_layer("normalise").adapt(splits.train.map(lambda x, y: x))
+    return model
+  return networks.build_model(config.model, splits.dataset.spec, splits.dataset.image_size,
+                              config.channels, classes, pooling=config.pooling)
+
+
 def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | None = None,
-          validation: bool = True, verbose: int | None = None) -> TrainResult:
+          validation: bool = True, verbose: int | None = None, splits=None) -> TrainResult:
   """Trains `config.model` on `config.dataset` (optionally on a subset of
-  its speakers, relabelled 0..k-1). With `folder`: the best model, a backup
-  to resume from, TensorBoard logs and the per-epoch history go there."""
+  its speakers, relabelled 0..k-1), or on `splits` when given (inputs made
+  elsewhere, e.g. log-mel spectrograms: trainer.data.from_arrays). With
+  `folder`: the best model, a backup to resume from, TensorBoard logs and
+  the per-epoch history go there."""
   import keras
 
-  from trainer import data, models
+  from trainer import data, heads, networks
 
   keras.backend.clear_session()
   keras.utils.set_random_seed(config.seed)
-  splits = data.load(config.dataset, config.data_dir or os.environ.get("TFDS_DATA_DIR"),
-                     config.channels, config.batch_size, config.seed, speakers=speakers)
+  if splits is None:
+    splits = data.load(config.dataset, config.data_dir or os.environ.get("TFDS_DATA_DIR"),
+                       config.channels, config.batch_size, config.seed, speakers=speakers)
   strategy, precision, gpus = strategy_and_precision(config.precision)
   epochs = config.epochs or epochs_for(splits.train_steps)
-  image_size = splits.info.features["image"].shape[0]
   classes = len(speakers) if speakers else len(splits.speakers)
   with strategy.scope():
-    model = models.compile_model(
-        models.build_model(config.model, image_size, config.channels, classes,
-                           pooling=config.pooling),
-        config.learning_rate, decay_steps=epochs * splits.train_steps, jit_compile=config.xla)
+    model = networks.compile_model(_network(config, splits, classes), config.learning_rate,
+                                   decay_steps=epochs * splits.train_steps,
+                                   jit_compile=config.xla)
   held_out = splits.validation if validation else None
   monitor = "val_loss" if held_out is not None else "loss"
   stopper = early_stopping(monitor, config.patience)
@@ -116,11 +132,11 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
   history = model.fit(splits.train, validation_data=held_out, epochs=epochs,
                       callbacks=callbacks, verbose=verbosity() if verbose is None else verbose,
                       shuffle=False)   # the tf.data pipeline shuffles, seeded
-  fusion = models.calibrate_fusion(model, held_out) if held_out is not None else None
+  fusion = heads.calibrate_fusion(model, held_out) if held_out is not None else None
   network = model
   if config.backend == "lda":
     with strategy.scope():
-      model = models.with_lda_head(network, splits.train, classes)
+      model = heads.with_lda_head(network, splits.train, classes)
   return TrainResult(model, history, splits, epochs, time.time() - started,
                      f"{gpus} GPU" if gpus else "CPU", precision, stopper.best_epoch + 1,
                      fusion, network)

@@ -25,9 +25,8 @@ from tensorflow_datasets.core.dataset_builder import FileReaderBuilder
 from pipeline import demo, splits
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.corpus import CorpusFile, list_corpus
-from pipeline.report import BuildError, build_report
+from pipeline.report import BuildError, build_report, report_record
 from pipeline.spec import DESCRIPTOR_NAMES, EncodingSpec
-from pipeline.transforms import BuildShards, report_record
 from tfds_a2i.a2i_speakers.progress import ShardProgress
 
 REPORT_FILE = "build_report.json"
@@ -97,7 +96,11 @@ class Builder(FileReaderBuilder):
     )
 
   def _download_and_prepare(self, dl_manager, download_config) -> None:
+    # Beam is imported when a build runs, not when the builder is: reading a
+    # dataset, or `--help`, needs neither Beam nor its start-up warnings.
     import apache_beam as beam
+
+    from pipeline.transforms import BuildShards
 
     c = self.builder_config
     root = c.input or demo.materialise(demo.CORPORA[c.demo], str(dl_manager.download_dir))
@@ -150,7 +153,10 @@ class Builder(FileReaderBuilder):
         json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
 
   def _templates(self) -> dict:
-    return {name: self._get_filename_template(name) for name in splits.SPLITS}
+    """Each split's file names, as TFDS reads them (its public template)."""
+    return {name: tfds.core.ShardedFileTemplate(
+        data_dir=self.data_path, dataset_name=self.name, split=name,
+        filetype_suffix=self.info.file_format.file_suffix) for name in splits.SPLITS}
 
   def _split_infos(self, written: list[dict]) -> list[tfds.core.SplitInfo]:
     templates, infos = self._templates(), []

@@ -1,7 +1,8 @@
-"""The LDA back end, folded into the saved model, and the voiced pooling option."""
+"""trainer.heads: the LDA back end, folded into the saved model."""
 
 import numpy as np
-import pytest
+
+from pipeline.spec import DEFAULT_SPEC as S
 
 
 def _speakers(rng, classes=5, dim=8, per=40):
@@ -16,7 +17,7 @@ def test_lda_posteriors_are_sklearns():
   the class counts, unequal here) on the same embeddings."""
   from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-  from trainer.backend import fit_lda
+  from trainer.heads import fit_lda
 
   rng = np.random.default_rng(0)
   e, y = _speakers(rng)
@@ -35,7 +36,7 @@ def test_lda_posteriors_are_sklearns():
 def test_lda_survives_dead_units_and_absent_speakers():
   """Embedding units that never fire (zero variance) need the ridge; a
   speaker with no training clip is never the answer."""
-  from trainer.backend import fit_lda
+  from trainer.heads import fit_lda
 
   rng = np.random.default_rng(2)
   e, y = _speakers(rng, classes=4)
@@ -54,14 +55,15 @@ def test_lda_head_is_the_network_up_to_its_embedding(tmp_path):
   import keras
   import tensorflow as tf
 
-  from trainer.backend import fit_lda
-  from trainer.models import build_model, embeddings_of, with_lda_head
+  from trainer.heads import fit_lda
+  from trainer.heads import embeddings_of, with_lda_head
+  from trainer.networks import build_model
 
   rng = np.random.default_rng(3)
   x = rng.integers(0, 256, (48, 64, 64, 3)).astype(np.uint8)
   y = np.arange(48) % 3
   train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-  network = build_model("cells", 64, "rgb", 3)
+  network = build_model("cells", S, 64, "rgb", 3)
   lda = with_lda_head(network, train, 3)
   assert lda.get_layer("embedding") is network.get_layer("embedding")
   e, labels = embeddings_of(network, train)
@@ -75,17 +77,3 @@ def test_lda_head_is_the_network_up_to_its_embedding(tmp_path):
   lda.save(tmp_path / "m.keras")
   again = keras.saving.load_model(tmp_path / "m.keras", compile=False)
   np.testing.assert_allclose(again.predict(x.astype(np.float32), verbose=0), got, atol=1e-6)
-
-
-def test_voiced_pooling_needs_the_cells_model_reading_blue(capsys):
-  """--pooling voiced pools the blue plane's time courses: with the paper's
-  CNN or without blue it would change nothing, so it is refused at once."""
-  from trainer import fit
-  from trainer.config import TrainConfig
-
-  assert TrainConfig(pooling="voiced", channels="rb").checked().pooling == "voiced"
-  for flags in (["--model", "paper"], ["--channels", "rg"]):
-    with pytest.raises(SystemExit) as stop:
-      fit.main(["--pooling", "voiced", *flags])
-    assert stop.value.code == 2
-    assert "--pooling voiced pools the blue plane" in capsys.readouterr().err

@@ -1,0 +1,274 @@
+"""trainer.fit on a tiny dataset built by the real pipeline at 64 px: metrics, run
+folders, replays, resumes, back ends, and the encoding spec carried into the model."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import THREE_VOICES as VOICES
+from tests.helpers import ENV, cli, run
+
+from tfds_a2i import Builder
+
+VERSION = str(Builder.VERSION)
+
+
+@pytest.mark.slow
+def test_trains_well_above_chance(trained):
+  _, metrics = trained
+  assert metrics["test_accuracy"] >= 0.8        # chance is 1/3
+  assert metrics["test_examples"] == 18
+
+
+@pytest.mark.slow
+def test_metrics_schema_and_consistency(trained, dataset):
+  output, m = trained
+  assert isinstance(m["test_accuracy"], float)
+  assert m["speakers"] == sorted(v.speaker for v in VOICES)   # ClassLabel order
+  assert set(m["per_speaker"]) == set(m["speakers"])
+  for s in m["per_speaker"].values():
+    assert set(s) == {"precision", "recall", "f1", "support"}
+  cm = np.array(m["confusion_matrix"])
+  assert cm.shape == (3, 3) and cm.sum() == m["test_examples"]
+  assert [m["per_speaker"][s]["support"] for s in m["speakers"]] == cm.sum(axis=1).tolist()
+  assert m["test_accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+  assert m["channels"] == "rgb"
+  assert {k: m["dataset"][k] for k in ("name", "config", "version")} == {
+      "name": "a2i_speakers", "config": "three", "version": VERSION}
+  assert len(m["dataset"]["fingerprint"]) == 16
+  with open(output / "history.csv") as f:
+    assert m["epochs_run"] == len(f.read().strip().splitlines()) - 1 >= 1
+  for name in ("confusion_matrix.png", "training_curves.png", "samples.png", "model.keras",
+               "encoding.json", "config.json", "speakers.json"):
+    assert (output / name).stat().st_size > 0, name
+  assert any((output / "logs").rglob("*tfevents*"))
+  with open(output / "encoding.json") as f:
+    enc = json.load(f)
+  assert enc["image_size"] == 64 and enc["channels"] == "rgb"
+  assert enc["encoding"]["clip_seconds"] == pytest.approx(4.096)
+  with open(output / "config.json") as f:
+    config = json.load(f)
+  assert config["settings"]["dataset"] == "a2i_speakers/three"
+  assert config["settings"]["epochs"] == 25 and config["settings"]["batch_size"] == 8
+  # The network's two plane groups fused with weights fitted on validation;
+  # the same network with weights of 1 is scored for comparison. The saved
+  # model answers with the default back end, LDA on the embedding, and the
+  # network's own softmax is scored beside it.
+  weights = m["fusion"]["weights"]
+  assert len(weights) == 2 and min(weights) >= 0 and weights != [1.0, 1.0]
+  assert round(m["fusion"]["test_accuracy_weights_1"] * 18, 6).is_integer()
+  assert m["backend"]["name"] == "lda" and config["settings"]["backend"] == "lda"
+  assert round(m["backend"]["test_accuracy_softmax"] * 18, 6).is_integer()
+  from trainer.predict import load_run
+
+  model, _ = load_run(str(output / "model.keras"))
+  assert model.get_layer("speaker").input is model.get_layer("embedding").output
+  assert config["dataset"] == m["dataset"] and config["versions"]["encoding_spec"] == "2.0.0"
+
+
+@pytest.mark.slow
+def test_a_run_replays_from_its_config_and_folders_are_not_mixed(trained, dataset, tmp_path):
+  """--config RUN/config.json trains the same settings again (into another
+  folder); a folder holding another run (other model, dataset...) is refused
+  before anything is trained."""
+  output, _ = trained
+  data_dir, _ = dataset
+  other = cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+              "--output", str(output), "--model", "paper", check=False)
+  assert other.returncode == 2 and "holds another run (model=cells" in other.stderr
+  short = tmp_path / "short"
+  cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(short), "--epochs", "2", "--batch_size", "8", "--seed", "3",
+      "--backend", "softmax")
+  cli("trainer.fit", "--config", str(short / "config.json"), "--output", str(tmp_path / "again"))
+  with open(short / "config.json") as f, open(tmp_path / "again" / "config.json") as g:
+    first, second = json.load(f), json.load(g)
+  assert {**first["settings"], "output": None} == {**second["settings"], "output": None}
+  assert first["dataset"] == second["dataset"] and second["settings"]["backend"] == "softmax"
+  with open(tmp_path / "again" / "metrics.json") as f:
+    again = json.load(f)
+  assert again["epochs_run"] == 2 and again["backend"] == {"name": "softmax"}
+  # With the network's softmax, the fitted fusion weights are the saved model's.
+  from trainer.predict import load_run
+
+  model, _ = load_run(str(tmp_path / "again" / "model.keras"))
+  np.testing.assert_allclose(model.get_layer("fusion").scale.numpy(),
+                             again["fusion"]["weights"], rtol=1e-6)
+  # A config.json from before the back end was a setting replays with the softmax.
+  del first["settings"]["backend"]
+  with open(tmp_path / "old.json", "w") as f:
+    json.dump(first, f)
+  from trainer.config import TrainConfig
+
+  assert TrainConfig.load(str(tmp_path / "old.json")).backend == "softmax"
+
+
+@pytest.mark.slow
+def test_resume_after_kill(dataset, tmp_path):
+  data_dir, _ = dataset
+  args = [sys.executable, "-m", "trainer.fit", "--dataset", "a2i_speakers/three",
+          "--data_dir", str(data_dir), "--output", str(tmp_path), "--epochs", "5",
+          "--batch_size", "8", "--patience", "50"]
+  proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=ENV)
+  history = tmp_path / "history.csv"
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if history.exists() and len(history.read_text().strip().splitlines()) >= 3:  # 2 epochs
+      break
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert len(history.read_text().strip().splitlines()) < 6, "finished before it was killed"
+  # The killed run already predicts, with its best checkpoint so far.
+  wav = next(p for p in (pathlib.Path(dataset[1]) / "hi").iterdir())
+  early = cli("trainer.predict", "--model", str(tmp_path / "model.keras"), str(wav))
+  assert early.stdout.split("\t")[2] in [v.speaker for v in VOICES]
+  out = cli(*args[2:])
+  first_epoch = next(l for l in out.stdout.splitlines() if l.startswith("Epoch "))
+  assert first_epoch != "Epoch 1/5"                            # resumed, not restarted
+  with open(tmp_path / "metrics.json") as f:
+    assert json.load(f)["epochs_run"] == 5
+
+
+@pytest.mark.slow
+def test_lda_backend_scores_with_the_training_clips_speakers(dataset, tmp_path):
+  """--backend lda: the saved model's output is LDA fitted on the training
+  split's embeddings (recomputed here from the dataset), metrics.json gives
+  its test accuracy and the network softmax's beside it; --pooling is part
+  of what makes a folder another run."""
+  import tensorflow_datasets as tfds
+
+  from trainer.heads import fit_lda
+  from trainer.heads import embeddings_of
+  from trainer.predict import load_run
+
+  data_dir, _ = dataset
+  cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(tmp_path), "--epochs", "3", "--batch_size", "8",
+      "--pooling", "voiced", "--backend", "lda")
+  with open(tmp_path / "metrics.json") as f:
+    m = json.load(f)
+  assert m["pooling"] == "voiced" and m["backend"]["name"] == "lda"
+  assert 0 <= m["backend"]["test_accuracy_softmax"] <= 1
+  model, _ = load_run(str(tmp_path / "model.keras"))
+  assert model.get_layer("soft_histogram").output.shape[-1] == 32
+
+  def split(name):
+    ds = tfds.load("a2i_speakers/three", split=name, data_dir=str(data_dir), as_supervised=False)
+    return ds.map(lambda ex: (ex["image"], ex["speaker"])).batch(16)
+
+  e, y = embeddings_of(model, split("train"))
+  w, b = fit_lda(e, y, 3)
+  test_e, test_y = embeddings_of(model, split("test"))
+  scores = test_e @ w + b
+  probs = np.concatenate([model.predict(x.numpy().astype(np.float32), verbose=0)
+                          for x, _ in split("test")])
+  np.testing.assert_allclose(probs.argmax(axis=1), scores.argmax(axis=1))
+  assert m["test_accuracy"] == pytest.approx((scores.argmax(axis=1) == test_y).mean())
+  other = cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+              "--output", str(tmp_path), "--epochs", "3", "--batch_size", "8", check=False)
+  assert other.returncode == 2 and "pooling=voiced" in other.stderr
+
+
+@pytest.mark.slow
+def test_channel_subsets_change_the_model_input(dataset, tmp_path):
+  import keras
+
+  import trainer.layers  # noqa: F401  (registers the layers for loading)
+
+  data_dir, _ = dataset
+  cli("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
+      "--output", str(tmp_path), "--epochs", "1", "--channels", "rb", "--model", "paper")
+  model = keras.saving.load_model(str(tmp_path / "model.keras"), safe_mode=True)
+  assert model.input_shape == (None, 64, 64, 2)
+  with open(tmp_path / "metrics.json") as f:
+    m = json.load(f)
+  assert (m["channels"], m["model"]) == ("rb", "paper")
+
+
+@pytest.mark.parametrize("dataset,command", [
+    ("a2i_speakers", "python -m pipeline.build --runner=DirectRunner"),
+    ("a2i_speakers/voices20_128", "python -m pipeline.build --demo voices20 --image_size 128"),
+    ("a2i_speakers/dev-clean_256",
+     "python -m pipeline.build --input YOUR_CORPUS/dev-clean --image_size 256"),
+])
+def test_missing_dataset_says_how_to_build_it(tmp_path, dataset, command):
+  out = cli("trainer.fit", "--dataset", dataset, "--data_dir", str(tmp_path), "--output",
+            str(tmp_path / "run"), check=False)
+  assert out.returncode == 2
+  assert f"build it with: {command} --data_dir {tmp_path}" in out.stderr
+
+
+@pytest.mark.slow
+def test_a_command_that_fails_says_one_line_and_nothing_else(tmp_path):
+  """As a user runs it (no TF_CPP_MIN_LOG_LEVEL of their own): no CUDA or
+  CPU-feature chatter around the one line that matters."""
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+  out = run("trainer.fit", "--dataset", "a2i_speakers/none", "--data_dir", tmp_path,
+            "--output", tmp_path / "run", check=False, env=env)
+  assert out.returncode == 2
+  assert out.stderr.splitlines() == [
+      f"error: dataset a2i_speakers/none is not built in {tmp_path}; build it with: "
+      f"python -m pipeline.build --input YOUR_CORPUS/none --data_dir {tmp_path}"]
+
+
+def test_voiced_pooling_needs_the_cells_model_reading_blue(capsys):
+  """--pooling voiced pools the blue plane's time courses: with the paper's
+  CNN or without blue it would change nothing, so it is refused at once."""
+  from trainer import fit
+  from trainer.config import TrainConfig
+
+  assert TrainConfig(pooling="voiced", channels="rb").checked().pooling == "voiced"
+  for flags in (["--model", "paper"], ["--channels", "rg"]):
+    with pytest.raises(SystemExit) as stop:
+      fit.main(["--pooling", "voiced", *flags])
+    assert stop.value.code == 2
+    assert "--pooling voiced pools the blue plane" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_dataset_of_another_clip_length_and_size_trains_and_predicts(dataset, tmp_path):
+  """Built with --clip_seconds 2.048 at 128 px: the trained network reads
+  the dataset's own spec (frames per clip, clip length), the run records it,
+  and predict encodes new audio with it and agrees with the model."""
+  import tensorflow_datasets as tfds
+
+  from trainer.layers import CellReader, GreenWaveform
+  from trainer.predict import load_run
+
+  _, corpus = dataset
+  run("pipeline.build", "--input", corpus, "--name", "short", "--image_size", "128",
+      "--clip_seconds", "2.048", "--splits", "70/15/15", "--data_dir", str(tmp_path / "tfds"))
+  cli("trainer.fit", "--dataset", "a2i_speakers/short", "--data_dir", str(tmp_path / "tfds"),
+      "--output", str(tmp_path / "run"), "--epochs", "12", "--batch_size", "8")
+  with open(tmp_path / "run" / "metrics.json") as f:
+    metrics = json.load(f)
+  with open(tmp_path / "run" / "encoding.json") as f:
+    encoding = json.load(f)
+  assert encoding["encoding"]["clip_seconds"] == 2.048 and encoding["image_size"] == 128
+  assert metrics["test_accuracy"] >= 0.8                        # chance is 1/3
+  model, settings = load_run(str(tmp_path / "run" / "model.keras"))
+  assert settings["spec"].clip_frames == 205
+  reader = next(layer for layer in model.layers if isinstance(layer, CellReader))
+  green = next(layer for layer in model.layers if isinstance(layer, GreenWaveform))
+  assert reader.frames == 205 and green.clip_seconds == 2.048
+  test = list(tfds.as_numpy(tfds.load("a2i_speakers/short", split="test",
+                                      data_dir=str(tmp_path / "tfds"))))
+  one_clip = [ex for ex in test if ex["clip_index"] == 0][:4]
+  files = [os.path.join(corpus, ex["recording"].decode()) for ex in one_clip]
+  out = cli("trainer.predict", "--model", str(tmp_path / "run" / "model.keras"), "--json", *files)
+  for ex, line in zip(one_clip, out.stdout.strip().splitlines()):
+    answer = json.loads(line)
+    first = answer["clips"][0]
+    expected = settings["speakers"][int(np.argmax(model.predict(
+        ex["image"][None].astype(np.float32), verbose=0)))]
+    assert first["speaker"] == expected and first["start_seconds"] == 0.0
+    assert all(c["start_seconds"] == 2.048 * c["index"] for c in answer["clips"])

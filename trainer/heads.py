@@ -1,0 +1,119 @@
+"""What comes after the network is trained: score fusion fitted on held-out
+clips, embeddings, and speaker recognition's classical back end (LDA).
+
+Linear discriminant analysis, as speaker recognition scores x-vectors: each
+speaker a Gaussian with its own mean and one covariance shared by all,
+fitted on the training clips' embeddings. Its posterior is a softmax of
+linear scores,
+
+    score_k(e) = e . S^-1 m_k  -  m_k . S^-1 m_k / 2  +  log prior_k
+
+so it replaces the network's own softmax layer by a dense layer with these
+weights (`with_lda_head`) and the saved model predicts as before.
+The network's softmax is trained to separate the training clips; LDA
+measures how far apart the speakers are relative to how much each one's
+clips spread in the embedding, and it is the spread that unseen clips meet.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from trainer.layers import Fusion
+
+RIDGE = 1e-3   # added to the covariance's diagonal, relative to its mean variance
+
+
+def fit_lda(embeddings: np.ndarray, labels: np.ndarray, classes: int,
+            ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:
+  """(weights (dim, classes), biases (classes,)) of LDA's linear scores.
+
+  The shared covariance is pooled within speakers (its maximum-likelihood
+  estimate, as scikit-learn's); `ridge` keeps it
+  invertible when some embedding units never fire (ReLU units that stayed
+  off: a zero variance). Priors are the speakers' shares of the training
+  clips, as the network's softmax learns them. A speaker without training
+  clips gets the overall mean and a score that never wins."""
+  e = np.asarray(embeddings, np.float64)
+  y = np.asarray(labels, np.int64)
+  counts = np.bincount(y, minlength=classes)
+  means = np.zeros((classes, e.shape[1]))
+  np.add.at(means, y, e)
+  present = counts > 0
+  means[present] /= counts[present, None]
+  means[~present] = e.mean(axis=0)
+  centred = e - means[y]
+  cov = centred.T @ centred / max(len(e), 1)                # maximum likelihood
+  cov[np.diag_indices_from(cov)] += ridge * max(np.trace(cov) / len(cov), 1e-12)
+  weights = np.linalg.solve(cov, means.T)
+  with np.errstate(divide="ignore"):
+    prior = np.where(present, np.log(counts / max(counts.sum(), 1)), -np.inf)
+  biases = -0.5 * np.einsum("kd,dk->k", means, weights) + np.maximum(prior, -1e4)
+  return weights, biases
+
+
+def fusion_layer(model: keras.Model) -> Fusion | None:
+  return next((layer for layer in model.layers if isinstance(layer, Fusion)), None)
+
+
+def calibrate_fusion(model: keras.Model, held_out) -> list[float] | None:
+  """Fits the Fusion weights of `model` on a held-out tf.data split of
+  (images, labels): the non-negative weights minimising the cross-entropy
+  of the fused softmax. A group whose evidence does not generalise (a
+  waveform branch that memorised its training clips) gets little weight;
+  the overall scale is the fusion's temperature. Returns the weights (None
+  for a model without fusion)."""
+  import scipy.optimize
+
+  fusion = fusion_layer(model)
+  if fusion is None:
+    return None
+  evidence = keras.Model(model.input, fusion.input)
+  parts, labels = [], []
+  for x, y in held_out:
+    # Called directly (eagerly): one network per training in a study, and a
+    # traced predict function per network would be retraced every time.
+    parts.append(np.stack([np.asarray(e, np.float64) for e in evidence(x, training=False)], 1))
+    labels.append(np.asarray(y))
+  e, y = np.concatenate(parts), np.concatenate(labels)       # (n, groups, classes), (n,)
+  rows = np.arange(len(y))
+
+  def loss(w):
+    z = np.einsum("ngc,g->nc", e, w)
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    total = p.sum(axis=1)
+    grad_z = p / total[:, None]
+    grad_z[rows, y] -= 1
+    return (np.log(total) - z[rows, y]).mean(), np.einsum("nc,ngc->g", grad_z, e) / len(y)
+
+  fit = scipy.optimize.minimize(loss, np.ones(e.shape[1]), jac=True, method="L-BFGS-B",
+                                bounds=[(0.0, None)] * e.shape[1])
+  fusion.scale.assign(fit.x.astype(np.float32))
+  return [float(v) for v in fit.x]
+
+
+def embeddings_of(model: keras.Model, split) -> tuple[np.ndarray, np.ndarray]:
+  """(embeddings, labels) of a tf.data split of (images, labels): the
+  output of the model's `embedding` layer, at inference (no dropout)."""
+  embed = keras.Model(model.input, model.get_layer("embedding").output)
+  parts, labels = [], []
+  for x, y in split:
+    # Called eagerly, as calibrate_fusion does: one network per training in a study.
+    parts.append(np.asarray(embed(x, training=False), np.float64))
+    labels.append(np.asarray(y))
+  return np.concatenate(parts), np.concatenate(labels)
+
+
+def with_lda_head(model: keras.Model, train, classes: int) -> keras.Model:
+  """The trained network with its softmax replaced by LDA's (`fit_lda`),
+  fitted on the embeddings of the training split `train`: a model from the
+  same input through the same embedding to a dense softmax layer named
+  `speaker`, saved and loaded like any other."""
+  weights, biases = fit_lda(*embeddings_of(model, train), classes)
+  head = layers.Dense(classes, activation="softmax", dtype="float32", name="speaker")
+  outputs = head(model.get_layer("embedding").output)
+  head.set_weights([weights.astype(np.float32), biases.astype(np.float32)])
+  return keras.Model(model.input, outputs, name=model.name)
