@@ -191,3 +191,30 @@ def test_recording_conditions_are_those_the_recording_was_made_in(tmp_path):
     assert 20 * np.log10(np.abs(x).max()) == pytest.approx(c["peak_dbfs"], abs=0.01)
     assert 0.9 <= c["speed"] <= 1.1 and 5 <= c["snr_db"] <= 30
     assert c["rt60_seconds"] == 0 or 0.1 <= c["rt60_seconds"] <= 0.7
+
+
+def test_every_layout_lists_a_bucket_as_it_lists_a_folder(tmp_path):
+  """Through Beam's filesystems alone (a scheme the OS cannot open), each
+  layout names the same speakers, groups and outcomes as on local disk."""
+  from tests.helpers import BucketLikeFileSystem
+
+  trees = {
+      "folders": ["ana/a.wav", "ana/sub/b.flac", "bob/c.wav", "bob/notes.txt"],
+      "librispeech": ["174/50561/174-50561-0000.flac", "174/50561/174-50561.trans.txt",
+                      "84/121123/84-121123-0001.flac"],
+      "vctk": ["wav48_silence_trimmed/p225/p225_001_mic1.flac",
+               "wav48_silence_trimmed/p225/p225_001_mic2.flac",
+               "wav48_silence_trimmed/p226/p226_001_mic1.flac", "txt/p225/p225_001.txt",
+               "speaker-info.txt"],
+      "voxceleb": ["wav/id10001/1zcIwhmdeo4/00001.wav", "wav/id10001/1zcIwhmdeo4/00002.wav",
+                   "wav/id10002/xTV-jFAUKcw/00001.wav"],
+  }
+  for layout, paths in trees.items():
+    root = tmp_path / layout
+    for rel in paths:
+      touch(root, rel, audio=not rel.endswith(".txt"))
+    shown = lambda files: sorted((f.relpath, f.speaker, f.group, f.status) for f in files)
+    _, local = list_corpus(str(root), layout)
+    _, bucket = list_corpus(BucketLikeFileSystem.PREFIX + str(root), layout)
+    assert shown(bucket) == shown(local), layout
+    assert sum(f.status == "audio" for f in bucket) == sum(not p.endswith(".txt") for p in paths)

@@ -135,6 +135,19 @@ def _walk_url(root: str) -> Iterator[tuple[str, str, CorpusFile | None]]:
       yield m.path, m.path[len(base):], None
 
 
+def has_folder(root: str, name: str) -> bool:
+  """Whether `root` holds a folder `name` (on a bucket: an object under
+  `root/name/`), through the OS or Beam's filesystems."""
+  if not is_url(root):
+    return os.path.isdir(os.path.join(root, name))
+  from apache_beam.io.filesystems import FileSystems
+
+  try:
+    return bool(FileSystems.match([f"{root.rstrip('/')}/{name}/**"], limits=[1])[0].metadata_list)
+  except Exception:  # BeamIOError: nothing matched, or the scheme cannot be listed
+    return False
+
+
 def walk(root: str) -> Iterator[tuple[str, str, CorpusFile | None]]:
   """(absolute path, relative path, refusal or None) for every file under root.
 

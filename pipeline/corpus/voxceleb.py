@@ -8,14 +8,16 @@ FLAC first (the report lists such files as not_audio).
 import os
 import re
 
-from pipeline.corpus.tree import speaker_files
+from pipeline.corpus.tree import has_folder, speaker_files
 
 _ID = re.compile(r"^id\d+$")
 
 
 def _base(root):
-  wav = os.path.join(root, "wav")
-  return wav if os.path.isdir(wav) and not _ID.match(os.path.basename(root)) else root
+  """root/wav when the corpus keeps its speakers there (local or bucket)."""
+  if has_folder(root, "wav") and not _ID.match(os.path.basename(root.rstrip("/"))):
+    return root.rstrip("/") + "/wav"
+  return root
 
 
 def matches(root: str) -> bool:
