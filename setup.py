@@ -25,6 +25,7 @@ setuptools.setup(
         "pillow>=10",
         "soundfile>=0.12.1",
         "soxr>=0.3.7",
+        "av>=14",
         "espeakng-loader>=0.2.4",
         "threadpoolctl>=3.1",
         "google-crc32c>=1.5",

@@ -21,7 +21,7 @@ from pipeline.spec import DEFAULT_SPEC, EncodingSpec
 REASONS = {
     "empty": "the file holds no audio samples",
     "corrupt": "looks like audio but cannot be decoded",
-    "not_audio": "not an audio format libsndfile can decode",
+    "not_audio": "not an audio format libsndfile or FFmpeg (PyAV) can decode",
     "unreadable": "the file cannot be opened (permissions or I/O error)",
     "zero_rate": "the header gives a sample rate of zero",
     "non_finite": "the samples contain NaN or infinity",
@@ -37,7 +37,8 @@ BLOCK_BYTES = 16 << 20        # decoded at most this much at a time, whatever th
 
 AUDIO_EXTENSIONS = frozenset(
     (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
-     ".caf", ".w64", ".rf64", ".sph", ".nist"))
+     ".caf", ".w64", ".rf64", ".sph", ".nist",
+     ".m4a", ".mp4", ".aac", ".webm", ".mka"))   # the last five through FFmpeg (PyAV)
 
 DEFAULT_MAX_SECONDS = 3600.0
 
@@ -58,8 +59,20 @@ class AudioError(ValueError):
     super().__init__(f"{reason}: {detail or REASONS[reason]}")
 
 
+def _container(head: bytes) -> str | None:
+  """'mp4' (an ISO media file: .m4a, .mp4), 'matroska' (.webm, .mka) or
+  'adts' (raw AAC), by their signatures; None for anything else."""
+  if head[4:8] == b"ftyp":
+    return "mp4"
+  if head.startswith(b"\x1a\x45\xdf\xa3"):
+    return "matroska"
+  if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+    return "adts"
+  return None
+
+
 def _looks_like_audio(head: bytes) -> bool:
-  if head.startswith(_AUDIO_MAGIC):
+  if head.startswith(_AUDIO_MAGIC) or _container(head):
     return True
   return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG
 
@@ -180,15 +193,17 @@ def _open_local(path: str):
 def load_audio(path: str, spec: EncodingSpec = DEFAULT_SPEC,
                max_seconds: float = DEFAULT_MAX_SECONDS, notes: list | None = None,
                opener=None) -> np.ndarray:
-  """Reads any libsndfile format, mixes to mono, resamples to the working rate.
+  """Reads any libsndfile format, and AAC (.m4a, .mp4, .aac) and Opus or
+  Vorbis in WebM/Matroska through FFmpeg (PyAV); mixes to mono, resamples
+  to the working rate.
 
   Reads in blocks so that a file over `max_seconds` (or a header that lies
   about its length) never allocates more than the cap. Repairs it made (a
   truncated file decoded as far as it goes) are appended to `notes`.
-  The file is opened by Python and handed to libsndfile as a file object, so
-  any file name the OS accepts works, UTF-8 or not. `opener(path) -> (binary
-  stream, size in bytes)` opens what the OS cannot (a bucket object, through
-  the caller's filesystem layer); it raises OSError when it cannot.
+  The file is opened by Python and handed to the decoder as a file object,
+  so any file name the OS accepts works, UTF-8 or not. `opener(path) ->
+  (binary stream, size in bytes)` opens what the OS cannot (a bucket object,
+  through the caller's filesystem layer); it raises OSError when it cannot.
   """
   try:
     stream, size = (opener or _open_local)(path)
@@ -199,6 +214,8 @@ def load_audio(path: str, spec: EncodingSpec = DEFAULT_SPEC,
       raise AudioError("empty", "0 bytes")
     head = stream.read(4096)
     stream.seek(0)
+    if _container(head):
+      return _load_with_ffmpeg(stream, spec, max_seconds, notes)
     wav = _wav_header(head)
     if wav and wav[0] == 0:
       raise AudioError("zero_rate", "the WAV header gives a sample rate of 0")
@@ -208,32 +225,70 @@ def load_audio(path: str, spec: EncodingSpec = DEFAULT_SPEC,
       msg = str(e).split("\n")[0][:160]
       raise AudioError("corrupt" if _looks_like_audio(head) else "not_audio", msg) from None
     with f:
-      rate = f.samplerate
-      if rate <= 0:
-        raise AudioError("zero_rate", f"sample rate {rate}")
-      if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
-        raise AudioError("implausible_rate", f"{rate} Hz")
+      rate = _checked_rate(f.samplerate)
       if wav and wav[1] and wav[2] is not None and notes is not None:
         declared = wav[2] / wav[1] / rate
         present = (size - wav[3]) / wav[1] / rate
         if declared > present + 0.01:
           notes.append(f"truncated: the header declares {declared:.1f} s, the file holds "
                        f"{present:.1f} s; decoded what is there")
-      return _decode_blocks(f, rate, spec, max_seconds, notes)
+      blocksize = max(1, min(rate * 30, BLOCK_BYTES // (4 * max(f.channels, 1))))
+      blocks = (b.mean(axis=1) if b.shape[1] > 1 else b[:, 0]
+                for b in f.blocks(blocksize=blocksize, dtype="float32", always_2d=True))
+      return _decode_blocks(blocks, rate, spec, max_seconds, notes, sf.LibsndfileError)
 
 
-def _decode_blocks(f, rate: int, spec: EncodingSpec, max_seconds: float, notes) -> np.ndarray:
-  """Decodes, mixes to mono and resamples block by block: memory holds one
-  block (at most BLOCK_BYTES, however many channels the header claims) and
-  the output at the working rate, at most `max_seconds` of it."""
+def _checked_rate(rate) -> int:
+  if not rate or rate <= 0:
+    raise AudioError("zero_rate", f"sample rate {rate}")
+  if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
+    raise AudioError("implausible_rate", f"{rate} Hz")
+  return int(rate)
+
+
+def _load_with_ffmpeg(stream, spec: EncodingSpec, max_seconds: float, notes) -> np.ndarray:
+  """A compressed container (AAC in MP4, Opus or Vorbis in WebM/Matroska,
+  raw AAC) decoded frame by frame by FFmpeg through PyAV, whose wheels ship
+  FFmpeg's decoders: the same blocks, cap and checks as libsndfile's formats.
+  The encoder's priming samples (AAC: about 1,024) are kept, as FFmpeg
+  decodes them: tens of milliseconds of near-silence before the first clip."""
+  import av
+
+  try:
+    container = av.open(stream, mode="r")
+  except (av.error.FFmpegError, ValueError) as e:
+    raise AudioError("corrupt", str(e).splitlines()[0][:160]) from None
+  with container:
+    if not container.streams.audio:
+      raise AudioError("not_audio", "a media file without an audio stream")
+    audio = container.streams.audio[0]
+    rate = _checked_rate(audio.codec_context.sample_rate)
+
+    def blocks():
+      for frame in container.decode(audio):
+        x = frame.to_ndarray()
+        if not frame.format.is_planar:        # interleaved: (1, samples * channels)
+          x = x.reshape(-1, len(frame.layout.channels)).T
+        if np.issubdtype(x.dtype, np.integer):
+          x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
+        yield x.astype(np.float32, copy=False).mean(axis=0)
+
+    return _decode_blocks(blocks(), rate, spec, max_seconds, notes, av.error.FFmpegError)
+
+
+def _decode_blocks(blocks, rate: int, spec: EncodingSpec, max_seconds: float, notes,
+                   decoder_error) -> np.ndarray:
+  """Mixes to mono, checks and resamples block by block (`blocks`: mono
+  float32 arrays at `rate`, as a decoder yields them): memory holds one
+  block and the output at the working rate, at most `max_seconds` of it.
+  `decoder_error`: what the decoder raises on damaged data, which ends the
+  file where it is damaged (noted) or, before any sample, refuses it."""
   cap = int(max_seconds * rate)
-  blocksize = max(1, min(rate * 30, BLOCK_BYTES // (4 * max(f.channels, 1))))
   stream = None if rate == spec.sample_rate else soxr.ResampleStream(
       rate, spec.sample_rate, 1, dtype="float32", quality="HQ")
   out, n, peak, total, squares = [], 0, 0.0, 0.0, 0.0
   try:
-    for block in f.blocks(blocksize=blocksize, dtype="float32", always_2d=True):
-      mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+    for mono in blocks:
       n += len(mono)
       if n > cap:
         raise AudioError("too_long", f"over the {max_seconds:g} s cap (--max_seconds)")
@@ -243,7 +298,7 @@ def _decode_blocks(f, rate: int, spec: EncodingSpec, max_seconds: float, notes) 
       total += float(mono.sum(dtype=np.float64))
       squares += float(np.square(mono, dtype=np.float64).sum())
       out.append(stream.resample_chunk(mono) if stream else mono.copy())
-  except sf.LibsndfileError as e:
+  except decoder_error as e:
     if n == 0:
       raise AudioError("corrupt", str(e)[:160]) from None
     if notes is not None:

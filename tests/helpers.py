@@ -31,6 +31,29 @@ def write_wav(path, x, sr=SR, subtype="PCM_16"):
   return path
 
 
+def write_compressed(path, x, sr, codec="aac", container="mp4", channels=1):
+  """Encodes x (float32 mono at sr) with FFmpeg's own encoders through PyAV,
+  as VoxCeleb2's .m4a (AAC in MP4) or a .webm (Opus) are made."""
+  import av
+
+  path.parent.mkdir(parents=True, exist_ok=True)
+  layout = "mono" if channels == 1 else "stereo"
+  with av.open(str(path), "w", format=container) as out:
+    stream = out.add_stream(codec, rate=sr, layout=layout)
+    size = stream.codec_context.frame_size or 1024
+    planar = np.repeat(np.asarray(x, np.float32)[None], channels, axis=0)
+    for start in range(0, planar.shape[1], size):
+      frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, start:start + size]),
+                                         format="fltp", layout=layout)
+      frame.sample_rate = sr
+      frame.pts = start
+      for packet in stream.encode(frame):
+        out.mux(packet)
+    for packet in stream.encode(None):
+      out.mux(packet)
+  return path
+
+
 def make_corpus(root, utterances=5):
   """Three eSpeak NG voices, a long recording, and the usual broken files."""
   from pipeline.espeak import synthesize

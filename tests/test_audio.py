@@ -7,7 +7,7 @@ import soundfile as sf
 from pipeline.audio import AudioError, load_audio
 from pipeline.clips import segment
 from pipeline.spec import DEFAULT_SPEC
-from tests.helpers import SR, tone, write_wav
+from tests.helpers import SR, tone, write_compressed, write_wav
 
 S = DEFAULT_SPEC
 
@@ -31,6 +31,63 @@ def test_formats_rates_and_channels_decode_to_16k_mono(tmp_path, fmt, subtype, r
   assert abs(len(y) - SR) < 0.06 * SR                       # codecs may pad a little
   spectrum = np.abs(np.fft.rfft(y))
   assert np.argmax(spectrum) * SR / len(y) == pytest.approx(440.0, abs=3)
+
+
+@pytest.mark.parametrize("name,codec,container,rate,channels", [
+    ("voxceleb2.m4a", "aac", "mp4", 16000, 1),       # VoxCeleb2's own format
+    ("stereo.m4a", "aac", "mp4", 44100, 2),
+    ("talk.mp4", "aac", "mp4", 48000, 1),
+    ("raw.aac", "aac", "adts", 22050, 1),
+    ("voice.webm", "libopus", "webm", 48000, 1),
+])
+def test_compressed_containers_decode_through_ffmpeg(tmp_path, speech, name, codec, container,
+                                                     rate, channels):
+  """Real speech encoded by FFmpeg's encoders comes back at 16 kHz, the same
+  length give or take the codec's priming, and the same signal."""
+  from pipeline.audio import resample
+
+  x = resample(speech["en+f3"], SR, rate)
+  path = write_compressed(tmp_path / name, x, rate, codec, container, channels)
+  y = load_audio(str(path))
+  reference = load_audio(str(write_wav(tmp_path / "reference.wav", x, rate)))
+  assert y.dtype == np.float32 and y.ndim == 1
+  assert abs(len(y) - len(reference)) < 0.1 * SR              # priming and padding only
+  # Aligned on their cross-correlation, the lossy copy follows the original.
+  n = len(reference) - SR // 4
+  lags = [np.dot(y[k:k + n], reference[:n]) for k in range(0, SR // 8)]
+  k = int(np.argmax(lags))
+  snr = 10 * np.log10(np.sum(reference[:n] ** 2) / np.sum((y[k:k + n] - reference[:n]) ** 2))
+  assert snr > 10.0, (k, snr)
+
+
+def test_a_truncated_or_damaged_container_is_reported_not_fatal(tmp_path, speech):
+  whole = write_compressed(tmp_path / "whole.m4a", speech["en+m3"], SR).read_bytes()
+  (tmp_path / "garbled.m4a").write_bytes(whole[:8] + np.random.default_rng(1).bytes(4000))
+  with pytest.raises(AudioError) as err:
+    load_audio(str(tmp_path / "garbled.m4a"))
+  assert err.value.reason == "corrupt"
+  video_only = tmp_path / "no_audio.mp4"
+  import av
+
+  with av.open(str(video_only), "w", format="mp4") as out:
+    stream = out.add_stream("mpeg4", rate=5)
+    stream.width = stream.height = 32
+    for i in range(3):
+      frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), format="rgb24")
+      for packet in stream.encode(frame):
+        out.mux(packet)
+    for packet in stream.encode(None):
+      out.mux(packet)
+  with pytest.raises(AudioError) as err:
+    load_audio(str(video_only))
+  assert err.value.reason == "not_audio" and "without an audio stream" in err.value.detail
+
+
+def test_compressed_files_respect_the_duration_cap(tmp_path):
+  path = write_compressed(tmp_path / "long.m4a", tone(150.0, 5.0), SR)
+  with pytest.raises(AudioError) as err:
+    load_audio(str(path), max_seconds=2.0)
+  assert err.value.reason == "too_long"
 
 
 @pytest.mark.parametrize("content,reason", [

@@ -82,13 +82,28 @@ def test_voxceleb_groups_by_video(tmp_path):
   touch(root, "wav/id10001/1zcIwhmdeo4/00001.wav")
   touch(root, "wav/id10001/1zcIwhmdeo4/00002.wav")
   touch(root, "wav/id10002/xTV-jFAUKcw/00001.wav")
-  touch(root, "wav/id10002/xTV-jFAUKcw/00002.m4a", audio=False)
+  touch(root, "wav/id10002/xTV-jFAUKcw/00002.txt", audio=False)
   assert detect_layout(str(root)) == "voxceleb"
   _, files = list_corpus(str(root))
   f = by_file(files)
   assert f["wav/id10001/1zcIwhmdeo4/00002.wav"].speaker == "id10001"
   assert f["wav/id10001/1zcIwhmdeo4/00002.wav"].group == "wav/id10001/1zcIwhmdeo4"
-  assert f["wav/id10002/xTV-jFAUKcw/00002.m4a"].status == "not_audio"
+  assert f["wav/id10002/xTV-jFAUKcw/00002.txt"].status == "not_audio"
+
+
+def test_voxceleb2_aac_tree_is_a_voxceleb_corpus(tmp_path):
+  """VoxCeleb2 dev: `aac/idNNNNN/<video>/<utt>.m4a`, each file audio (decoded
+  through FFmpeg), the speaker its id, the video its group."""
+  root = tmp_path / "vox2_dev"
+  touch(root, "aac/id00012/21Uxsk56VDQ/00001.m4a", audio=False)
+  touch(root, "aac/id00012/21Uxsk56VDQ/00002.m4a", audio=False)
+  touch(root, "aac/id00015/0fijmz4vTVU/00001.m4a", audio=False)
+  assert detect_layout(str(root)) == "voxceleb"
+  _, files = list_corpus(str(root))
+  f = by_file(files)
+  assert all(x.status == "audio" for x in files) and len(files) == 3
+  assert f["aac/id00012/21Uxsk56VDQ/00002.m4a"].speaker == "id00012"
+  assert f["aac/id00012/21Uxsk56VDQ/00002.m4a"].group == "aac/id00012/21Uxsk56VDQ"
 
 
 @pytest.mark.parametrize("kind", ["csv", "jsonl"])

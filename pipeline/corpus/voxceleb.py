@@ -1,8 +1,9 @@
-"""VoxCeleb 1/2: `root/[wav/]<idNNNNN>/<video>/<utt>.wav`.
+"""VoxCeleb 1/2: `root/[wav/|aac/]<idNNNNN>/<video>/<utt>.(wav|m4a)`.
 
-Utterances of one video share a session, so the video is the split group.
-VoxCeleb2 ships AAC (.m4a), which libsndfile cannot decode: convert to WAV or
-FLAC first (the report lists such files as not_audio).
+VoxCeleb1 ships WAV under `wav/`, VoxCeleb2 AAC (.m4a) under `aac/` (dev)
+or `wav/`-less trees: both are read as they are (AAC through FFmpeg,
+pipeline.audio). Utterances of one video share a session, so the video is
+the split group. Speakers are the `idNNNNN` folders.
 """
 
 import os
@@ -11,18 +12,24 @@ import re
 from pipeline.corpus.tree import has_folder, speaker_files
 
 _ID = re.compile(r"^id\d+$")
+AUDIO_FOLDERS = ("wav", "aac")   # VoxCeleb1, VoxCeleb2
 
 
-def _base(root):
-  """root/wav when the corpus keeps its speakers there (local or bucket)."""
-  if has_folder(root, "wav") and not _ID.match(os.path.basename(root.rstrip("/"))):
-    return root.rstrip("/") + "/wav"
+def _base(root: str) -> str:
+  """root/wav or root/aac when the corpus keeps its speakers there (local or
+  bucket); root itself when it holds the idNNNNN folders."""
+  if _ID.match(os.path.basename(root.rstrip("/"))):
+    return root
+  for name in AUDIO_FOLDERS:
+    if has_folder(root, name):
+      return root.rstrip("/") + "/" + name
   return root
 
 
 def matches(root: str) -> bool:
+  base = _base(root)
   try:
-    dirs = [d for d in os.listdir(_base(root)) if os.path.isdir(os.path.join(_base(root), d))]
+    dirs = [d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d))]
   except OSError:
     return False
   return bool(dirs) and all(_ID.match(d) for d in dirs)
