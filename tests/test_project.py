@@ -1,5 +1,6 @@
 """The repository's promises to a new user: README's commands are the ones CI runs."""
 
+import json
 import pathlib
 import re
 
@@ -51,3 +52,44 @@ def test_results_name_the_machine_they_were_measured_on():
   description = machine()
   assert description.startswith(f"{platform.machine()}, {os.cpu_count()} cores, ")
   assert description.endswith(f"Python {platform.python_version()}")
+
+
+# Numbers of docs/results.md that are settings, not results: where they come from.
+SETTINGS = {"0.5": "min_speech_seconds of the encoding spec",
+            "0.9": "the lowest speed of voices20's degradations (pipeline/demo.py)"}
+
+
+def _json_numbers(value, out):
+  if isinstance(value, bool):
+    return
+  if isinstance(value, (int, float)):
+    out.add(float(value))
+  elif isinstance(value, dict):
+    for v in value.values():
+      _json_numbers(v, out)
+  elif isinstance(value, list):
+    for v in value:
+      _json_numbers(v, out)
+
+
+def test_every_figure_of_the_results_has_its_json():
+  """Each decimal figure in a section of docs/results.md (tables and prose,
+  not commands) is, to the decimals shown (or as a percentage), a number of
+  a JSON that the section links (or that JSON's _protocol.json)."""
+  docs = ROOT / "docs"
+  text = re.sub(r"```.*?```", "", (docs / "results.md").read_text(), flags=re.S)
+  unsourced = []
+  for section in re.split(r"\n(?=## )", text):
+    values = set()
+    for link in set(re.findall(r"\(([\w./-]+\.json)\)", section)):
+      path = (docs / link).resolve()
+      assert path.exists(), link
+      for source in (path, path.with_name(path.stem + "_protocol.json")):
+        if source.exists():
+          _json_numbers(json.loads(source.read_text()), values)
+    for figure in re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", section):
+      half = 0.5 * 10 ** -len(figure.split(".")[1]) + 1e-9
+      if figure not in SETTINGS and not any(abs(v * scale - float(figure)) <= half
+                                            for v in values for scale in (1, 100)):
+        unsourced.append(f"{section.splitlines()[0]}: {figure}")
+  assert not unsourced
