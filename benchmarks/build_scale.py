@@ -122,8 +122,7 @@ prepare_process()   # as the build's workers run
 import tensorflow_datasets as tfds
 import tfds_a2i
 from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import ExampleSerializer
-from pipeline.audio import load_audio
-from pipeline.clips import segment
+from pipeline.clips import clips_of
 from pipeline.corpus import list_corpus
 from pipeline.transforms import clip_example
 _, files = list_corpus({corpus!r})
@@ -132,16 +131,16 @@ speakers = sorted({{f.speaker for f in files}})
 config = tfds_a2i.A2iSpeakersConfig(name='bench', image_size={image_size}, speakers=tuple(speakers))
 serialize = ExampleSerializer(tfds_a2i.Builder(config=config, data_dir='/tmp/unused').info.features)
 for f in files[:5]:  # warm-up: first calls load libraries and fill caches
-  for clip in segment(load_audio(f.path)):
+  for clip in clips_of(f.path):
     serialize(clip_example(f, clip, config.encoding, {image_size}))
 t0 = time.process_time(); n = 0
 for f in files:
-  for clip in segment(load_audio(f.path)):
+  for clip in clips_of(f.path):
     serialize(clip_example(f, clip, config.encoding, {image_size})); n += 1
 encode = time.process_time() - t0
 t0 = time.process_time()
 for f in files:
-  segment(load_audio(f.path))
+  clips_of(f.path)
 analysis = time.process_time() - t0
 print(json.dumps([n, encode, analysis]))
 """

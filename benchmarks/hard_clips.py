@@ -55,7 +55,7 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   from pipeline import demo
   from trainer.data import open_dataset
-  from trainer.study import corpus_root
+  from trainer.clip_audio import corpus_root
 
   folder = corpus_root(open_dataset(args.dataset, args.data_dir), args.data_dir)
   if folder is None or not os.path.exists(folder + demo.CONDITIONS):

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from trainer import data
-from trainer.models import build_model, compile_model
+from trainer.networks import build_model, compile_model
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks.measure
 from benchmarks.measure import machine  # noqa: E402
 
@@ -51,7 +51,7 @@ def main():
              "batch_size": args.batch_size, "models": args.models, "runs": {}}
   for name in args.datasets:
     splits = data.load(name, args.data_dir, "rgb", args.batch_size, seed=0)
-    size = splits.info.features["image"].shape[0]
+    size = splits.dataset.image_size
     first = images_per_second(splits.train)        # PNG decode + cache fill
     cached = images_per_second(splits.train)       # what every later epoch sees
     batches = [b for _, b in zip(range(args.train_batches + 1), splits.train)]
@@ -60,7 +60,8 @@ def main():
     for variant in args.models:
       keras.backend.clear_session()
       model_name, _, xla = variant.partition("+")
-      model = compile_model(build_model(model_name, size, "rgb", len(splits.speakers)), 1e-3,
+      model = compile_model(build_model(model_name, splits.dataset.spec, size, "rgb",
+                                        len(splits.speakers)), 1e-3,
                             jit_compile=bool(xla))
       model.train_on_batch(*batches[0])            # build and trace (and compile)
       t0 = time.perf_counter()
