@@ -50,7 +50,7 @@ def under(name, *prefixes):
 
 CORE = [m for m in MODULES if under(m, "pipeline") and not under(
     m, "pipeline.build", "pipeline.transforms", "pipeline.corpus", "pipeline.report",
-    "pipeline.shards")]
+    "pipeline.shards", "pipeline.trials")]
 
 
 def test_the_rules_see_every_package():
@@ -75,7 +75,7 @@ def test_the_numpy_core_imports_no_framework_and_nothing_above_it(module):
 
 
 @pytest.mark.parametrize("module", [m for m in MODULES if under(
-    m, "pipeline.corpus", "pipeline.report", "pipeline.shards")])
+    m, "pipeline.corpus", "pipeline.report", "pipeline.shards", "pipeline.trials")])
 def test_listing_and_planning_use_beam_only_to_open_files(module):
   beam = [i for i in MODULES[module] if under(i, "apache_beam")]
   assert all(under(i, "apache_beam.io.filesystems") for i in beam), beam

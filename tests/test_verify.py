@@ -66,3 +66,53 @@ def test_verification_refuses_shared_speakers(dataset, tmp_path):
   out = cli("trainer.verify", "--dataset", "a2i_speakers/three", "--data_dir", str(data_dir),
             "--output", str(tmp_path), check=False)
   assert out.returncode == 2 and "--split_by speaker" in out.stderr
+
+
+@pytest.mark.slow
+def test_trials_mode_scores_whole_utterances_as_the_field_does(dataset, trained, tmp_path):
+  """A generated trials list on the run's corpus, one line naming a file that
+  is not there: every other trial scored once in scores.txt, EER and minDCF
+  recomputed from those scores, s-norm against the training speakers."""
+  from trainer import scoring
+
+  data_dir, corpus = dataset
+  run_folder, _ = trained
+  cli("pipeline.trials", "--input", corpus, "--output", tmp_path / "trials.txt",
+      "--per_file", "1", "--seed", "3")
+  every = (tmp_path / "trials.txt").read_text().splitlines()
+  lines = [t for t in every if t[0] == "1"][:30] + [t for t in every if t[0] == "0"][:30]
+  lines.append("1 hi/missing.wav " + lines[0].split()[1])
+  (tmp_path / "trials.txt").write_text("\n".join(lines) + "\n")
+  cli("trainer.verify", "--model", run_folder / "model.keras", "--trials",
+      tmp_path / "trials.txt", "--audio_root", corpus, "--output", tmp_path / "out",
+      "--cohort", "a2i_speakers/three", "--data_dir", data_dir, "--cohort_top", "2")
+  with open(tmp_path / "out" / "verification.json") as f:
+    v = json.load(f)
+  assert v["trials"] == 61 and v["scored_trials"] == 60 and list(v["failed_files"]) == [
+      "hi/missing.wav"]
+  rows = [line.split() for line in (tmp_path / "out" / "scores.txt").read_text().splitlines()]
+  assert [(r[1], r[2], r[3]) for r in rows] == [tuple(line.split()[1:]) + (line.split()[0],)
+                                                 for line in lines[:60]]
+  scores = np.array([float(r[0]) for r in rows])
+  labels = np.array([r[3] == "1" for r in rows])
+  assert v["target_trials"] == labels.sum() and 0 < labels.sum() < 60
+  # scores.txt holds the final (s-normalised) scores; the JSON's numbers are theirs.
+  assert v["snorm"]["eer"] == pytest.approx(scoring.equal_error_rate(scores, labels)[0], abs=1e-6)
+  for p in ("0.01", "0.05"):
+    assert v["snorm"]["min_dcf"][p] == pytest.approx(scoring.min_dcf(scores, labels, float(p)),
+                                                     abs=1e-6)
+    assert 0 <= v["min_dcf"][p] <= 1
+  assert v["snorm"]["cohort_speakers"] == 3 and v["snorm"]["top"] == 2
+  # Three voices the network was trained on: their utterances are told apart.
+  assert v["eer"] < 0.25
+  assert (tmp_path / "out" / "verification.png").stat().st_size
+  assert "| cosine |" in (tmp_path / "out" / "verification.md").read_text()
+
+
+def test_a_malformed_trials_file_is_one_line(tmp_path):
+  (tmp_path / "m.keras").write_text("x")
+  (tmp_path / "t.txt").write_text("1 a.wav b.wav\nyes a.wav\n")
+  out = cli("trainer.verify", "--model", tmp_path / "m.keras", "--trials", tmp_path / "t.txt",
+            "--audio_root", tmp_path, check=False)
+  assert out.returncode == 2 and "line 2 is not '1|0 enrol test'" in out.stderr
+  assert len(out.stderr.strip().splitlines()) == 1

@@ -42,9 +42,10 @@ def load_run(model_path: str):
   return keras.saving.load_model(model_path, safe_mode=True), settings
 
 
-def predict_file(model, settings, path: str, progress=None):
-  """(clips, probabilities, descriptors) of one file, scored BATCH clips at
-  a time; raises AudioError."""
+def clip_batches(settings, path: str):
+  """(clips of the file, then for each BATCH of them (images in the model's
+  planes, encoded clips)): the file encoded exactly as the run's training
+  data was (encoding.json). Raises AudioError."""
   import numpy as np
 
   from pipeline.clips import clips_of
@@ -53,16 +54,41 @@ def predict_file(model, settings, path: str, progress=None):
 
   spec = settings["spec"]
   clips = clips_of(path, spec)
+
+  def batches():
+    for start in range(0, len(clips), BATCH):
+      encoded = [encode_clip(c.samples, settings["image_size"], spec, require_speech=False)
+                 for c in clips[start:start + BATCH]]
+      images = np.stack([e.image for e in encoded])[..., CHANNELS[settings["channels"]]]
+      yield images.astype(np.float32), encoded
+
+  return clips, batches()
+
+
+def predict_file(model, settings, path: str, progress=None):
+  """(clips, probabilities, descriptors) of one file, scored BATCH clips at
+  a time; raises AudioError."""
+  import numpy as np
+
+  clips, batches = clip_batches(settings, path)
   probs, descriptors = [], []
-  for start in range(0, len(clips), BATCH):
-    encoded = [encode_clip(c.samples, settings["image_size"], spec, require_speech=False)
-               for c in clips[start:start + BATCH]]
-    images = np.stack([e.image for e in encoded])[..., CHANNELS[settings["channels"]]]
-    probs.append(np.asarray(model.predict_on_batch(images.astype(np.float32)), np.float64))
+  for images, encoded in batches:
+    probs.append(np.asarray(model.predict_on_batch(images), np.float64))
     descriptors.extend(e.descriptors for e in encoded)
     if progress is not None:
       progress.update(len(encoded))
   return clips, np.concatenate(probs), np.array(descriptors, np.float64)
+
+
+def embed_file(embedder, settings, path: str):
+  """The utterance's embedding: the mean of its clips' embeddings (the
+  network's `embedding` layer, `embedder`), each clip scored as predict
+  scores it. Raises AudioError."""
+  import numpy as np
+
+  _, batches = clip_batches(settings, path)
+  parts = [np.asarray(embedder.predict_on_batch(images), np.float64) for images, _ in batches]
+  return np.concatenate(parts).mean(axis=0)
 
 
 def decide(probs, descriptors, speakers, profiles, threshold):

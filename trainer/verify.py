@@ -1,27 +1,38 @@
-"""Speaker verification with the CNN's embeddings on speakers it never saw.
+"""Speaker verification: a trained model's embeddings scored on a trials list,
+as the field scores VoxCeleb1-O; or a study on unseen speakers of a dataset.
 
-    python -m pipeline.build --demo voices20 --image_size 128 --split_by speaker --name voices20_spk
-    python -m trainer.verify --dataset a2i_speakers/voices20_spk --output runs/verification
+    python -m trainer.verify --model RUN/model.keras --trials veri_test2.txt \
+        --audio_root VoxCeleb1/test/wav --output runs/vox1_o [--cohort a2i_speakers/vox1_dev]
 
-Needs speaker-disjoint splits (built with --split_by speaker). The CNN learns
-to classify the training speakers; its penultimate layer ("embedding") then
-embeds every test clip, and every pair of test clips is a trial scored by
-cosine similarity: same speaker (target) or not. The same trials are scored
-on classical embeddings for comparison: the dataset's 94 descriptors
-standardised, the same projected by linear discriminant analysis (LDA)
-learnt on the training speakers, and openSMILE's eGeMAPS functionals with
-the same LDA (the usual classical front end and back end). Writes
-verification.json (EER, AUC, trial counts per embedding), verification.md
-and verification.png (DET curves).
+Trials mode (--model, --trials, --audio_root): TRIALS in VoxCeleb's format,
+one trial a line, `1|0 enrol test` with paths relative to --audio_root. Each
+file named by a trial is embedded once as a whole utterance: all its clips,
+encoded as the run's training data was (encoding.json), through the
+network's `embedding` layer, averaged. A trial's score is the cosine of its
+two embeddings; with --cohort (the training dataset), also adaptively
+s-normalised against the training speakers' mean embeddings (top
+--cohort_top). Writes scores.txt (`score enrol test label`, one line per
+trial), verification.json (`eer`, `min_dcf` at p_target 0.01 and 0.05 with
+C_miss = C_fa = 1, `trials`, `target_trials`, the command; the same under
+`snorm` with a cohort), verification.md and verification.png (DET). A file
+that cannot be decoded is listed with its reason, and its trials with it:
+they are not scored, and the counts say so.
+
+Study mode (--dataset, built with --split_by speaker): the network is
+trained on the training speakers, every pair of test clips is a trial, and
+the same trials are scored on classical embeddings for comparison (the
+dataset's 94 descriptors standardised, the same with LDA learnt on the
+training speakers, and openSMILE's eGeMAPS functionals likewise).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 
 from pipeline.console import CommandParser
-from trainer.config import TrainConfig
+from trainer.config import MODELS, TrainConfig
 
 
 def labels_of(builder, split):
@@ -102,13 +113,146 @@ def det_figure(curves: dict, title: str):
   return fig
 
 
+def read_trials(path: str) -> list[tuple[int, str, str]]:
+  """(label, enrol, test) of each line of a VoxCeleb trials file; ValueError
+  naming the first line that is not `1|0 path path`."""
+  trials = []
+  with open(path, encoding="utf-8") as f:
+    for n, line in enumerate(f, 1):
+      parts = line.split()
+      if not parts:
+        continue
+      if len(parts) != 3 or parts[0] not in ("0", "1"):
+        raise ValueError(f"{path}: line {n} is not '1|0 enrol test': {line.strip()[:80]!r}")
+      trials.append((int(parts[0]), parts[1], parts[2]))
+  if not trials:
+    raise ValueError(f"{path}: no trial in it")
+  return trials
+
+
+def score_trials(args) -> int:
+  """The trials mode: embeddings of every file, cosine scores, EER and minDCF."""
+  import keras
+  import numpy as np
+  from tqdm import tqdm
+
+  from pipeline.audio import AudioError
+  from trainer import results, scoring
+  from trainer.predict import embed_file, load_run
+
+  trials = read_trials(args.trials)
+  model, settings = load_run(args.model)
+  embedder = keras.Model(model.input, model.get_layer("embedding").output)
+  files = sorted({f for _, a, b in trials for f in (a, b)})
+  embedding, failed = {}, {}
+  for name in tqdm(files, desc="embedding", unit="file", disable=not sys.stderr.isatty()):
+    try:
+      embedding[name] = embed_file(embedder, settings, os.path.join(args.audio_root, name))
+    except (AudioError, OSError) as e:
+      failed[name] = str(e)
+  scored = [(y, a, b) for y, a, b in trials if a in embedding and b in embedding]
+  if not scored or len({y for y, _, _ in scored}) < 2:
+    print(f"error: {len(scored)} of {len(trials)} trials could be scored, not both kinds "
+          f"({len(failed)} files failed, e.g. {next(iter(failed.items()), '')})", file=sys.stderr)
+    return 1
+  labels = np.array([y for y, _, _ in scored], bool)
+  enrol = np.stack([embedding[a] for _, a, _ in scored])
+  test = np.stack([embedding[b] for _, _, b in scored])
+  scores = scoring.cosine(enrol, test)
+
+  def measures(s):
+    eer, threshold = scoring.equal_error_rate(s, labels)
+    return {"eer": eer, "eer_threshold": threshold,
+            "min_dcf": {str(p): scoring.min_dcf(s, labels, p) for p in (0.01, 0.05)}}
+
+  outcome = {"command": "python -m trainer.verify " + " ".join(sys.argv[1:]),
+             "model": os.path.abspath(args.model), "trials_file": os.path.abspath(args.trials),
+             "trials": len(trials), "scored_trials": len(scored),
+             "target_trials": int(labels.sum()), "files": len(files),
+             "failed_files": failed, **measures(scores)}
+  curves = {"cosine": scores}
+  if args.cohort:
+    cohort = cohort_embeddings(args, model, settings["channels"])
+    normed = scoring.adaptive_snorm(scores, enrol, test, cohort, args.cohort_top)
+    outcome["snorm"] = {"cohort": args.cohort, "cohort_speakers": len(cohort),
+                        "top": min(args.cohort_top, len(cohort)), **measures(normed)}
+    curves["cosine, adaptive s-norm"] = normed
+  os.makedirs(args.output, exist_ok=True)
+  with open(os.path.join(args.output, "scores.txt"), "w") as f:
+    final = curves[list(curves)[-1]]
+    f.writelines(f"{v:.6f} {a} {b} {y}\n" for v, (y, a, b) in zip(final, scored))
+  rows = [("cosine", outcome)] + ([("adaptive s-norm", outcome["snorm"])] if args.cohort else [])
+  markdown = (f"### Verification: {os.path.basename(args.trials)}\n\n{len(scored)} trials "
+              f"scored of {len(trials)} ({int(labels.sum())} target), {len(files)} files "
+              f"({len(failed)} failed).\n\n| scoring | EER | minDCF 0.01 | minDCF 0.05 |\n"
+              "|---|---|---|---|\n" + "".join(
+                  f"| {name} | {100 * r['eer']:.2f} % | {r['min_dcf']['0.01']:.4f} | "
+                  f"{r['min_dcf']['0.05']:.4f} |\n" for name, r in rows))
+  det = {}
+  for name, v in curves.items():
+    _, miss, false_alarm = scoring.error_rates(v, labels)
+    det[name] = (scoring.equal_error_rate(v, labels)[0], false_alarm, miss)
+  results.write(args.output, "verification", outcome, markdown,
+                det_figure(det, os.path.basename(args.trials)))
+  print(f"EER {100 * outcome['eer']:.2f} %, minDCF(0.01) {outcome['min_dcf']['0.01']:.4f}"
+        + (f"; with s-norm {100 * outcome['snorm']['eer']:.2f} %, "
+           f"{outcome['snorm']['min_dcf']['0.01']:.4f}" if args.cohort else "")
+        + f" over {len(scored)} trials -> {args.output}")
+  return 0
+
+
+def cohort_embeddings(args, model, channels: str):
+  """The mean embedding of each speaker of the cohort dataset's training
+  split (the speakers the model was trained on), for s-norm."""
+  import numpy as np
+
+  from trainer import data
+  from trainer.heads import embeddings_of
+
+  dataset, _ = data.open_or_exit(args.cohort, args.data_dir)
+  train = data.pipeline(dataset.builder.as_dataset(split="train"), channels, 32, False, 0,
+                        cache=False)
+  e, y = embeddings_of(model, train)
+  return np.stack([e[y == k].mean(axis=0) for k in np.unique(y)])
+
+
 def main(argv=None) -> int:
   p = CommandParser(prog="python -m trainer.verify", description=__doc__.split("\n")[0])
-  p.add_argument("--dataset", required=True, help="TFDS name/config, built --split_by speaker")
+  p.add_argument("--model", help="trials mode: model.keras of a trainer.fit run; study mode: "
+                                 f"the network to train ({', '.join(MODELS)}; default cells)")
+  p.add_argument("--trials", help="trials mode: VoxCeleb-format trials (1|0 enrol test)")
+  p.add_argument("--audio_root", help="trials mode: the folder the trials' paths are relative to")
+  p.add_argument("--cohort", help="trials mode: TFDS name of the training dataset, for "
+                                  "adaptive s-norm against its speakers")
+  p.add_argument("--cohort_top", type=int, default=200,
+                 help="trials mode: cohort speakers closest to each side used by s-norm")
+  p.add_argument("--dataset", help="study mode: TFDS name/config, built --split_by speaker")
   p.add_argument("--data_dir", help="TFDS data dir")
   p.add_argument("--output", default="runs/verification")
-  TrainConfig.add_flags(p, skip=("output", "dataset", "data_dir", "backend"))
+  TrainConfig.add_flags(p, skip=("output", "dataset", "data_dir", "backend", "model"))
   args = p.parse_args(argv)
+  trials_mode = [args.model, args.trials, args.audio_root]
+  if args.trials or args.audio_root or (args.model and args.model not in MODELS):
+    if not all(trials_mode):
+      p.error("the trials mode needs --model, --trials and --audio_root")
+    for flag, path, kind in (("--model", args.model, os.path.isfile),
+                             ("--trials", args.trials, os.path.isfile),
+                             ("--audio_root", args.audio_root, os.path.isdir)):
+      if not kind(path):
+        p.error(f"{flag} {path}: no such {'folder' if kind is os.path.isdir else 'file'}")
+    if args.cohort_top < 1:
+      p.error("--cohort_top must be positive")
+    try:
+      read_trials(args.trials)
+    except ValueError as e:
+      p.error(str(e))
+    from trainer import quiet
+
+    quiet.start_tensorflow()
+    return score_trials(args)
+  if not args.dataset:
+    p.error("give --model, --trials and --audio_root (trials mode) or --dataset (study mode)")
+  args.model = args.model or "cells"
   # Trials are scored on the embedding, so no back end is fitted on top of it.
   config = TrainConfig.for_study(args, p, backend="softmax")
   from trainer import quiet
