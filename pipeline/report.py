@@ -44,6 +44,27 @@ def escaped_names(labels) -> dict:
   return out
 
 
+def leak_checks(records: list[dict]) -> dict:
+  """What the splits leak, whoever made them (a2i's own splits never do;
+  an official list may): sessions with clips in two splits, speakers with
+  held-out clips but none in train (no closed-set identification for
+  them), and the same audio kept in two splits."""
+  encoded = [r for r in records if r["status"] == "encoded"]
+  splits_of = collections.defaultdict(set)
+  for r in encoded:
+    splits_of[r["group"]].add(r["split"])
+  sessions = sorted(g for g, s in splits_of.items() if len(s) > 1)
+  trained = {r["speaker"] for r in encoded if r["split"] == "train"}
+  split_of = {r["file"]: r["split"] for r in encoded}
+  copies = sorted((r["file"], r["same_audio_as"]) for r in encoded
+                  if r.get("same_audio_as") and split_of.get(r["same_audio_as"]) != r["split"])
+  return {"sessions_in_several_splits": {"count": len(sessions), "examples": sessions[:10]},
+          "speakers_without_training_clips": sorted(
+              {r["speaker"] for r in encoded if r["split"] != "train"} - trained),
+          "same_audio_in_two_splits": {"count": len(copies),
+                                       "examples": [list(c) for c in copies[:10]]}}
+
+
 def build_report(records: list[dict], counters: dict, config, layout: str, version: str) -> dict:
   records = sorted(records, key=lambda r: r["file"])
   status = collections.Counter(r["status"] for r in records)
@@ -62,6 +83,7 @@ def build_report(records: list[dict], counters: dict, config, layout: str, versi
                   "input": config.input or f"built-in:{config.demo}", "layout": layout,
                   "image_size": config.image_size, "split_by": config.split_by,
                   "fractions": list(config.fractions),
+                  "splits_file": getattr(config, "splits_file", None),
                   "escaped_speaker_names": escaped_names(config.speakers)},
       "summary": {
           "files": len(records),
@@ -76,6 +98,7 @@ def build_report(records: list[dict], counters: dict, config, layout: str, versi
           "skipped_by_reason": dict(sorted(skipped.items())),
           "audio_seconds": round(sum(r.get("seconds", 0.0) for r in records), 1),
       },
+      "checks": leak_checks(records),
       "reasons": {"failed": {r: explain("failed", r) for r in sorted(failures)},
                   "skipped": {r: explain("skipped", r) for r in sorted(skipped)}},
       "counters": counters,
@@ -88,7 +111,8 @@ def format_summary(report: dict, location: str = "") -> str:
   lines = [
       f"a2i_speakers/{d['config']} {d['version']}" + (f" -> {location}" if location else ""),
       f"  input    {d['input']} (layout: {d['layout']}, {d['image_size']} px, "
-      f"split by {d['split_by']})",
+      + (f"splits from {d['splits_file']})" if d.get("splits_file")
+         else f"split by {d['split_by']})"),
       f"  files    {s['files']}: {s['encoded']} encoded, {s['failed']} failed, "
       f"{s['skipped']} skipped",
       "  clips    " + ", ".join(f"{k} {v}" for k, v in s["clips_per_split"].items())
@@ -97,6 +121,15 @@ def format_summary(report: dict, location: str = "") -> str:
           f"; without any clip: {', '.join(s['speakers_without_clips'])}"
           if s["speakers_without_clips"] else ""),
   ]
+  checks = report.get("checks", {})
+  leaks = [f"{checks['sessions_in_several_splits']['count']} sessions in several splits"
+           if checks.get("sessions_in_several_splits", {}).get("count") else "",
+           f"{len(checks['speakers_without_training_clips'])} speakers without training clips"
+           if checks.get("speakers_without_training_clips") else "",
+           f"{checks['same_audio_in_two_splits']['count']} files with the same audio in two splits"
+           if checks.get("same_audio_in_two_splits", {}).get("count") else ""]
+  if any(leaks):
+    lines.append("  checks   " + "; ".join(x for x in leaks if x) + " (build_report.json: checks)")
   for title, counts in (("failed", s["failures"]), ("skipped", s["skipped_by_reason"])):
     for reason, n in counts.items():
       lines.append(f"  {title:8} {n} x {reason}: {explain(title, reason)}")

@@ -66,7 +66,8 @@ class ShardTask:
 class Plan:
   split_of: dict[str, str]             # relpath -> split, for every file encoded
   tasks: tuple[ShardTask, ...]
-  duplicates: dict[str, str] = dataclasses.field(default_factory=dict)  # relpath -> kept one
+  duplicates: dict[str, str] = dataclasses.field(default_factory=dict)  # relpath -> first one
+  official: bool = False               # splits from an official list: duplicates kept, reported
 
   def clips_per_split(self) -> dict[str, int]:
     out = dict.fromkeys(splits.SPLITS, 0)
@@ -84,9 +85,16 @@ def plan(analysed: list[tuple[CorpusFile, int, Fingerprint]], image_size: int,
   splits, or under two speakers."""
   usable = {f.relpath: (f, n, fp) for f, n, fp in analysed if n > 0}
   duplicates = first_of_each((name, fp) for name, (_, _, fp) in usable.items())
-  analysed = [(f, n) for name, (f, n, _) in sorted(usable.items()) if name not in duplicates]
-  assignment = splits.assign({(f.speaker, f.group) for f, _ in analysed}, fractions, by)
-  split_of = {f.relpath: assignment[(f.speaker, f.group)] for f, _ in analysed}
+  official = any(f.split is not None for f, _, _ in usable.values())
+  if official:
+    # The official list decides: every listed file keeps its split, copies
+    # included (the report names them, as a leak check).
+    analysed = [(f, n) for _, (f, n, _) in sorted(usable.items())]
+    split_of = {f.relpath: f.split for f, _ in analysed}
+  else:
+    analysed = [(f, n) for name, (f, n, _) in sorted(usable.items()) if name not in duplicates]
+    assignment = splits.assign({(f.speaker, f.group) for f, _ in analysed}, fractions, by)
+    split_of = {f.relpath: assignment[(f.speaker, f.group)] for f, _ in analysed}
   size = clips_per_shard(image_size, sum(n for _, n in analysed))
   tasks = []
   for split in splits.SPLITS:
@@ -103,4 +111,4 @@ def plan(analysed: list[tuple[CorpusFile, int, Fingerprint]], image_size: int,
       count += n
     shards.append(tuple(current))
     tasks += [ShardTask(split, i, len(shards), files) for i, files in enumerate(shards)]
-  return Plan(split_of, tuple(tasks), duplicates)
+  return Plan(split_of, tuple(tasks), duplicates, official)

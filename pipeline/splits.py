@@ -13,10 +13,15 @@ in every split in proportion. `by="speaker"` splits speakers instead
 from __future__ import annotations
 
 import collections
+import csv
 import hashlib
 import math
 
 SPLITS = ("train", "validation", "test")
+# VoxCeleb1's iden_split.txt numbers its splits; CSV files may name them.
+_NUMBERED = {"1": "train", "2": "validation", "3": "test"}
+_NAMED = {"train": "train", "validation": "validation", "val": "validation", "dev": "validation",
+          "test": "test"}
 
 
 def parse_fractions(text: str) -> tuple[float, float, float]:
@@ -83,3 +88,45 @@ def assign(pairs, fractions=(0.8, 0.1, 0.1), by: str = "recording") -> dict[tupl
     for g, split in _deal(gs, fractions).items():
       out[(s, g)] = split
   return out
+
+
+def read_splits_file(path: str) -> dict[str, str]:
+  """{path as the file gives it: split} of an official split list:
+  VoxCeleb1's `iden_split.txt` (`1|2|3 relpath`: train, validation, test) or
+  a CSV with `path` and `split` columns (train / validation (val, dev) /
+  test). ValueError naming the first line that is neither, or a path given
+  twice."""
+  table = {}
+  with open(path, newline="", encoding="utf-8-sig") as f:
+    first = f.readline()
+    f.seek(0)
+    if "," in first and {"path", "split"} <= {c.strip() for c in first.split(",")}:
+      rows = ((n, (r.get("path") or "").strip(), (r.get("split") or "").strip().lower())
+              for n, r in enumerate(csv.DictReader(f), 2))
+      names = _NAMED
+    else:
+      rows = ((n, (line.split(None, 1) + [""])[1].strip(), line.split(None, 1)[0])
+              for n, line in enumerate(f, 1) if line.strip())
+      names = _NUMBERED
+    for n, name, split in rows:
+      if split not in names or not name:
+        raise ValueError(f"{path}: line {n} is neither `1|2|3 path` nor a `path,split` row with "
+                         f"split train, validation or test")
+      if name in table:
+        raise ValueError(f"{path}: line {n}: {name} is listed twice")
+      table[name] = names[split]
+  if not table:
+    raise ValueError(f"{path}: no line in it")
+  return table
+
+
+def official_split(relpath: str, table: dict[str, str]) -> tuple[str, str] | tuple[None, None]:
+  """(split, the listed path) of a corpus file: its path relative to the
+  corpus root, or that path without its leading folders (VoxCeleb's lists
+  name `id10001/<video>/00001.wav`, the corpus holds `wav/id10001/...`)."""
+  parts = relpath.split("/")
+  for k in range(len(parts)):
+    name = "/".join(parts[k:])
+    if name in table:
+      return table[name], name
+  return None, None

@@ -246,8 +246,12 @@ def _report_record(item) -> dict:
 
 
 def _duplicate_record(item) -> dict:
-  """A correction to a file's analysis record (applied by the report)."""
-  relpath, original = item
+  """A correction to a file's analysis record (applied by the report): the
+  file is skipped as a duplicate, or, under official splits, kept and noted."""
+  relpath, original, official = item
+  if official:
+    return {"file": relpath, "same_audio_as": original, "correction": "note",
+            "detail": f"same audio as {original}"}
   return {"file": relpath, "status": "skipped", "reason": "duplicate",
           "detail": f"same audio as {original}", "clips": 0, "correction": True}
 
@@ -277,7 +281,9 @@ class BuildShards(beam.PTransform):
                                        self.split_by))
     # Files whose audio another file already holds: not encoded, reported.
     duplicates = (plan
-                  | "Duplicates" >> beam.FlatMap(lambda p: sorted(p.duplicates.items())))
+                  | "Duplicates" >> beam.FlatMap(
+                      lambda p: [(rel, first, p.official)
+                                 for rel, first in sorted(p.duplicates.items())]))
     records = ((analysed | "Records" >> beam.Map(_report_record),
                 duplicates | "DuplicateRecords" >> beam.Map(_duplicate_record))
                | "AllRecords" >> beam.Flatten())

@@ -233,3 +233,44 @@ def test_every_layout_lists_a_bucket_as_it_lists_a_folder(tmp_path):
     _, bucket = list_corpus(BucketLikeFileSystem.PREFIX + str(root), layout)
     assert shown(bucket) == shown(local), layout
     assert sum(f.status == "audio" for f in bucket) == sum(not p.endswith(".txt") for p in paths)
+
+
+def test_splits_files_of_both_kinds_are_read_and_bad_lines_named(tmp_path):
+  from pipeline.splits import official_split, read_splits_file
+
+  (tmp_path / "iden_split.txt").write_text("1 id10001/1zcIwhmdeo4/00001.wav\n"
+                                           "2 id10001/1zcIwhmdeo4/00002.wav\n"
+                                           "3 id10002/xTV-jFAUKcw/00001.wav\n")
+  table = read_splits_file(str(tmp_path / "iden_split.txt"))
+  assert table == {"id10001/1zcIwhmdeo4/00001.wav": "train",
+                   "id10001/1zcIwhmdeo4/00002.wav": "validation",
+                   "id10002/xTV-jFAUKcw/00001.wav": "test"}
+  # The corpus holds wav/idNNNNN/...: matched without its leading folders.
+  assert official_split("wav/id10001/1zcIwhmdeo4/00002.wav", table) == (
+      "validation", "id10001/1zcIwhmdeo4/00002.wav")
+  assert official_split("wav/id10003/a/00001.wav", table) == (None, None)
+  (tmp_path / "splits.csv").write_text("path,split,extra\nana/a.wav,train,x\nana/b.wav,dev,y\n"
+                                       "bob/c.wav,test,z\n")
+  assert read_splits_file(str(tmp_path / "splits.csv")) == {
+      "ana/a.wav": "train", "ana/b.wav": "validation", "bob/c.wav": "test"}
+  for bad, message in (("4 id1/a.wav\n", "line 1"), ("1 a.wav\n1 a.wav\n", "listed twice"),
+                       ("", "no line")):
+    (tmp_path / "bad.txt").write_text(bad)
+    with pytest.raises(ValueError, match=message):
+      read_splits_file(str(tmp_path / "bad.txt"))
+
+
+def test_official_splits_decide_every_split_and_keep_copies():
+  from pipeline import shards
+  from pipeline.corpus import CorpusFile
+  from pipeline.fingerprint import Fingerprint
+
+  fp = lambda k: Fingerprint(1000 + k, tuple([0.1 * k] * 32))
+  files = [(CorpusFile(f"/c/{s}/{k}.wav", f"{s}/{k}.wav", s, f"{s}/v{k // 2}", split=split),
+            1, fp(base + (k if k != 5 else 1)))             # file 5 repeats file 1
+           for base, s in ((0, "id1"), (10, "id2")) for k, split in enumerate(
+               ["train", "train", "validation", "test", "test", "test"])]
+  plan = shards.plan(files, 64)
+  assert plan.official and plan.split_of == {f.relpath: f.split for f, _, _ in files}
+  assert sum(plan.clips_per_split().values()) == 12                 # copies kept ...
+  assert plan.duplicates == {"id1/5.wav": "id1/1.wav", "id2/5.wav": "id2/1.wav"}  # ... and named

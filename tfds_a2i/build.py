@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--split_by", default="recording", choices=("recording", "speaker"),
                  help="what a split keeps together: 'speaker' for unseen-speaker tests")
   p.add_argument("--splits", default="80/10/10", help="train/validation/test percentages")
+  p.add_argument("--splits_file", help="official splits instead: VoxCeleb's iden_split.txt "
+                                       "(1|2|3 path) or a CSV with path,split columns; the "
+                                       "dataset's splits are exactly its lines")
   p.add_argument("--clip_seconds", type=float, default=DEFAULT_SPEC.clip_seconds,
                  help="length of the clip one image holds")
   p.add_argument("--min_speech_seconds", type=float, default=DEFAULT_SPEC.min_speech_seconds,
@@ -186,6 +189,18 @@ def run(argv=None) -> int:
     fractions = splits.parse_fractions(args.splits)
   except ValueError as e:
     parser.error(str(e))
+  if args.splits_file:
+    if not args.input:
+      parser.error("--splits_file needs --input: it lists files of a corpus")
+    if args.split_by != "recording":
+      parser.error("--splits_file and --split_by exclude each other: the file decides the splits")
+    try:
+      args.splits_file = os.path.abspath(args.splits_file)
+      splits.read_splits_file(args.splits_file)
+    except OSError as e:
+      parser.error(f"--splits_file {args.splits_file}: {e.strerror or e}")
+    except ValueError as e:
+      parser.error(f"--splits_file {e}")
   from pipeline.orphans import Guard
 
   with Guard():   # before Beam is imported: workers never outlive a killed build
@@ -215,7 +230,10 @@ def _dataset_config(parser, args, fractions, name: str):
       parser.error(f"--input {args.input}: no audio file in a speaker folder "
                    f"({len(files)} files, layout {layout})")
     return A2iSpeakersConfig(name=name, input=root, layout=layout, speakers=speakers,
-                             description=f"Built from {root} ({layout} layout).", **settings)
+                             splits_file=args.splits_file,
+                             description=f"Built from {root} ({layout} layout"
+                                         + (f", splits from {args.splits_file}"
+                                            if args.splits_file else "") + ").", **settings)
   default = Builder.builder_configs["demo"]
   if (name == "demo" and args.demo == "demo"
       and all(getattr(default, k) == v for k, v in settings.items())):

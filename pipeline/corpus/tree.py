@@ -24,6 +24,8 @@ CORPUS_REASONS = {
     "empty_folder": "a folder with no file in it",
     "unreadable": "the file or its folder cannot be read",
     "special_file": "not a regular file (FIFO, socket or device): never opened",
+    "not_in_splits_file": "not listed in --splits_file, so in no split",
+    "listed_not_found": "listed in --splits_file, but no such audio file in the corpus",
 }
 
 
@@ -53,6 +55,7 @@ class CorpusFile:
   group: str | None = None   # recording session: files of a group share a split
   status: str = "audio"      # "audio" = to decode; otherwise a CORPUS_REASONS key
   detail: str = ""
+  split: str | None = None   # the split an official list (--splits_file) gives it
 
   def refused(self, status: str, detail: str = "") -> "CorpusFile":
     return dataclasses.replace(self, status=status, detail=detail)

@@ -45,6 +45,7 @@ class A2iSpeakersConfig(tfds.core.BuilderConfig):
   fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
   max_seconds: float = DEFAULT_MAX_SECONDS
   spec: str = EncodingSpec().to_json()
+  splits_file: str | None = None    # an official split list: the splits are exactly its lines
 
   @property
   def encoding(self) -> EncodingSpec:
@@ -92,7 +93,8 @@ class Builder(FileReaderBuilder):
             encoding=c.encoding.to_dict(), image_size=c.image_size,
             descriptor_names=list(DESCRIPTOR_NAMES), input=c.input or f"built-in:{c.demo}",
             corpus_fingerprint=None if c.input else demo.CORPORA[c.demo].fingerprint(),
-            layout=c.layout, split_by=c.split_by, fractions=list(c.fractions)),
+            layout=c.layout, split_by=c.split_by, fractions=list(c.fractions),
+            splits_file=c.splits_file),
     )
 
   def _download_and_prepare(self, dl_manager, download_config) -> None:
@@ -105,9 +107,12 @@ class Builder(FileReaderBuilder):
     c = self.builder_config
     root = c.input or demo.materialise(demo.CORPORA[c.demo], str(dl_manager.download_dir))
     layout, files = list_corpus(root, c.layout)
+    listed = []
+    if c.splits_file:
+      files, listed = with_official_splits(files, splits.read_splits_file(c.splits_file))
     usable = [f for f in files if f.status == "audio"]
     skipped = [report_record(f, "skipped", f.status, f.detail)
-               for f in files if f.status != "audio"]
+               for f in files if f.status != "audio"] + listed
     if not usable:
       raise BuildError(f"no audio file found under {root} ({len(files)} files, layout {layout})")
 
@@ -172,6 +177,27 @@ class Builder(FileReaderBuilder):
     return infos
 
 
+def with_official_splits(files: list[CorpusFile], table: dict[str, str]):
+  """(the listing with each audio file's official split, or refused as not
+  listed; report records of the listed paths no corpus file matched)."""
+  out, matched = [], set()
+  for f in files:
+    split, name = splits.official_split(f.relpath, table)
+    if name is not None:
+      matched.add(name)
+    if f.status != "audio":
+      out.append(f)
+    elif split is None:
+      out.append(f.refused("not_in_splits_file"))
+    else:
+      out.append(dataclasses.replace(f, split=split))
+  missing = [{"file": name, "speaker": None, "group": None, "split": table[name],
+              "status": "skipped", "reason": "listed_not_found",
+              "detail": f"the splits file puts it in {table[name]}", "clips": 0, "seconds": 0.0}
+             for name in sorted(set(table) - matched)]
+  return out, missing
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardPath:
   """(split, shard index, number of shards) -> the file TFDS will read."""
@@ -208,11 +234,16 @@ def _as_written(records: list[dict], written: list[dict]) -> list[dict]:
   changed after the analysis pass."""
   outcome = {f["file"]: dict(f, split=shard["split"]) for shard in written
              for f in shard["files"]}
-  corrections = {r["file"]: r for r in records if r.get("correction")}
+  corrections = {r["file"]: r for r in records if r.get("correction") is True}
+  notes = {r["file"]: r for r in records if r.get("correction") == "note"}
   out = []
   for r in records:
     if r.get("correction"):
       continue
+    if r["file"] in notes:                # a duplicate kept where official splits put it
+      note = notes[r["file"]]
+      r = dict(r, same_audio_as=note["same_audio_as"],
+               detail="; ".join(filter(None, [r["detail"], note["detail"]])))
     if r["file"] in corrections:          # a duplicate: decoded, then left out by the plan
       fix = corrections[r["file"]]
       out.append(dict(r, status=fix["status"], reason=fix["reason"], detail=fix["detail"],
