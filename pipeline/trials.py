@@ -1,6 +1,11 @@
 """A verification trials list for a corpus that has none, in VoxCeleb's format.
 
     python -m pipeline.trials --input CORPUS --output trials.txt [--per_file 2] [--seed 0]
+    python -m pipeline.trials --report D/a2i_speakers/NAME/2.0.0/build_report.json --split test ...
+
+With --report, the files are those a build encoded into --split (the unseen
+speakers of a build made with --split_by speaker), paths relative to the
+corpus root the build read.
 
 Each line is `1|0 enrol test`, paths relative to the corpus root (the
 `--audio_root` of `trainer.verify`). For every audio file of the corpus
@@ -17,6 +22,7 @@ as VoxCeleb1's test set is its own folder).
 from __future__ import annotations
 
 import collections
+import json
 import os
 import sys
 
@@ -50,25 +56,39 @@ def draw_trials(files, per_file: int, seed: int) -> list[tuple[int, str, str]]:
 
 def main(argv=None) -> int:
   p = CommandParser(prog="python -m pipeline.trials", description=__doc__.split("\n")[0])
-  p.add_argument("--input", required=True, help="corpus folder (its speakers: unseen in training)")
+  p.add_argument("--input", help="corpus folder (its speakers: unseen in training)")
+  p.add_argument("--report", help="instead: a build's build_report.json ...")
+  p.add_argument("--split", default="test", help="... and the split whose files to pair")
   p.add_argument("--layout", default="auto", choices=("auto",) + tuple(LAYOUTS))
   p.add_argument("--output", required=True, help="the trials file to write")
   p.add_argument("--per_file", type=int, default=2, help="target and non-target trials per file")
   p.add_argument("--seed", type=int, default=0)
   args = p.parse_args(argv)
-  if not os.path.isdir(args.input):
-    p.error(f"--input {args.input}: no such folder")
+  if bool(args.input) == bool(args.report):
+    p.error("give --input (a corpus folder) or --report (a build's report), one of them")
   if args.per_file < 1:
     p.error("--per_file must be positive")
-  try:
-    layout, listed = list_corpus(os.path.abspath(args.input), args.layout)
-  except (ValueError, OSError) as e:
-    p.error(str(e))
-  root = os.path.abspath(args.input)
-  usable = [(os.path.relpath(f.path, root).replace(os.sep, "/"), f.speaker, f.group)
-            for f in listed if f.status == "audio"]
+  if args.report:
+    try:
+      with open(args.report, encoding="utf-8") as f:
+        report = json.load(f)
+      layout = report["dataset"]["layout"]
+      usable = [(r["file"], r["speaker"], r["group"]) for r in report["files"]
+                if r["status"] == "encoded" and r["split"] == args.split]
+    except (OSError, ValueError, KeyError) as e:
+      p.error(f"--report {args.report}: not a readable build report ({e})")
+  else:
+    if not os.path.isdir(args.input):
+      p.error(f"--input {args.input}: no such folder")
+    try:
+      layout, listed = list_corpus(os.path.abspath(args.input), args.layout)
+    except (ValueError, OSError) as e:
+      p.error(str(e))
+    root = os.path.abspath(args.input)
+    usable = [(os.path.relpath(f.path, root).replace(os.sep, "/"), f.speaker, f.group)
+              for f in listed if f.status == "audio"]
   if len({s for _, s, _ in usable}) < 2:
-    p.error(f"--input {args.input}: trials need two speakers or more ({layout} layout, "
+    p.error(f"{args.input or args.report}: trials need two speakers or more ({layout} layout, "
             f"{len(usable)} audio files)")
   trials = draw_trials(usable, args.per_file, args.seed)
   os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

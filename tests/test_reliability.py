@@ -115,7 +115,8 @@ def make_fault_corpus(root, outside):
   wav("ana/dc only.wav", np.full(3 * sr, 0.3, np.float32), sr, subtype="FLOAT")
   # Another take than "float 1e20" (scaled to a peak of 1, the two would be
   # one recording, and the second a duplicate).
-  wav("ana/float at int scale.wav", x[sr // 4:] / np.abs(x).max() * 32767, sr, subtype="FLOAT")
+  take = x[sr // 4:]
+  wav("ana/float at int scale.wav", take / np.abs(take).max() * 32767, sr, subtype="FLOAT")
   wav("ana/float 1e20.wav", x / np.abs(x).max() * 1e20, sr, subtype="FLOAT")
   for name, y in (("dee /spaced.wav", next(level) * x), ("dee\n/newline.wav", next(level) * x)):
     wav(name, y, sr)

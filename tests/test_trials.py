@@ -42,6 +42,7 @@ def test_a_speaker_with_one_file_gets_no_target_trial():
 
 @pytest.mark.parametrize("argv,message", [
     (["--input", "/no/such/folder"], "no such folder"),
+    (["--report", "/no/such/report.json"], "give --input"),
     (["--per_file", "0"], "--per_file must be positive"),
 ])
 def test_bad_flags_are_one_line(tmp_path, argv, message):
