@@ -322,3 +322,39 @@ def test_help_shows_defaults_and_says_beam_options_are_accepted(capsys):
   assert "(default: 80/10/10)" in text and "(default: 512)" in text
   assert "(default: None)" not in text
   assert "Apache Beam pipeline options are accepted" in text and "--runner" in text
+
+
+@pytest.mark.slow
+def test_a_second_build_of_a_dataset_refuses_at_once_and_the_first_completes(corpus, tmp_path):
+  """Two terminals, one command: the second exits within seconds with one
+  line naming the first; --wait waits for it instead; the first's dataset is
+  complete. A lock left by a killed build is taken over."""
+  args = [sys.executable, "-m", "pipeline.build", "--input", str(corpus), "--image_size", "64",
+          "--data_dir", str(tmp_path), "--runner=DirectRunner", "--direct_num_workers=1"]
+  lock = tmp_path / "a2i_speakers" / "voices_64" / ".build.lock"
+  first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=ENV)
+  deadline = time.time() + 60
+  while not lock.exists() and time.time() < deadline:
+    time.sleep(0.1)
+  assert lock.exists(), "the first build never took its lock"
+  started = time.time()
+  second = subprocess.run(args, capture_output=True, text=True, env=ENV)
+  assert time.time() - started < 5
+  assert second.returncode != 0 and "Traceback" not in second.stderr
+  assert second.stderr.strip().splitlines() == [second.stderr.strip()]
+  assert f"pid {first.pid}" in second.stderr and "--wait" in second.stderr
+  waited = subprocess.run(args + ["--wait"], capture_output=True, text=True, env=ENV)
+  assert first.wait() == 0, first.stderr[-2000:]
+  assert waited.returncode == 0 and "already built" in waited.stdout
+  assert not lock.exists()
+  assert load(tmp_path)[0].info.splits.total_num_examples > 0
+  # A killed build's lock: its pid runs no more on this host.
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True).stdout.strip()
+  lock.write_text(json.dumps({"pid": int(dead), "host": socket.gethostname(),
+                              "started": "earlier", "command": "killed"}))
+  again = subprocess.run(args + ["--overwrite"], capture_output=True, text=True, env=ENV)
+  assert again.returncode == 0, again.stderr[-2000:]
+  assert f"took over the lock of a build that no longer runs (pid {dead}" in again.stdout
+  assert not lock.exists()

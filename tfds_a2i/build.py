@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                  help="per-file duration cap; longer files are refused")
   p.add_argument("--overwrite", action="store_true",
                  help="rebuild an existing version (the old one stays until the new is complete)")
+  p.add_argument("--wait", action="store_true",
+                 help="if another build of the same dataset is running, wait for it to end "
+                      "(default: refuse at once, naming it)")
   return p
 
 
@@ -248,10 +251,32 @@ def _dataset_config(parser, args, fractions, name: str):
 
 
 def _build(parser, args, beam_args: list[str], fractions) -> int:
+  """The build, holding the config's lock (tfds_a2i/build_lock.py) from
+  before the corpus is listed until the version is published or abandoned."""
+  from absl import logging as absl_logging
+
+  from tfds_a2i.build_lock import BuildLock, LockHeld
+
+  absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS prints whole configs as warnings
+  logging.getLogger("apache_beam").setLevel(logging.ERROR)  # workers' start-up notes, relayed
+  name = _config_name(args)
+  data_dir = args.data_dir or os.environ.get("TFDS_DATA_DIR") or None
+  where = data_dir or os.path.expanduser("~/tensorflow_datasets")
+  try:
+    with BuildLock(f"{where.rstrip('/')}/a2i_speakers/{name}", wait=args.wait) as lock:
+      if lock.took_over:
+        print("took over the lock of a build that no longer runs "
+              f"({lock.describe(lock.took_over)})")
+      return _build_locked(parser, args, beam_args, fractions, name, data_dir)
+  except LockHeld as e:
+    print(f"error: a2i_speakers/{name}: {e}", file=sys.stderr)
+    return 1
+
+
+def _build_locked(parser, args, beam_args, fractions, name: str, data_dir) -> int:
   import json
 
   import tensorflow_datasets as tfds
-  from absl import logging as absl_logging
   from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
   from etils import epath
 
@@ -259,13 +284,9 @@ def _build(parser, args, beam_args: list[str], fractions) -> int:
   from pipeline.report import BuildError, format_summary
   from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import REPORT_FILE, Builder
 
-  absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS prints whole configs as warnings
-  logging.getLogger("apache_beam").setLevel(logging.ERROR)  # workers' start-up notes, relayed
-  name = _config_name(args)
   config = _dataset_config(parser, args, fractions, name)
   if name == "demo" and config != "demo":
     parser.error("the name 'demo' is the built-in corpus at its default settings; pick --name")
-  data_dir = args.data_dir or os.environ.get("TFDS_DATA_DIR") or None
   builder = Builder(config=config, data_dir=data_dir)
   version_dir = epath.Path(builder.data_dir)
   _finish_interrupted_swap(version_dir)
