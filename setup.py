@@ -18,6 +18,7 @@ setuptools.setup(
     install_requires=[
         "apache-beam>=2.60",
         "tensorflow-datasets>=4.9.6",
+        "array-record>=0.5",
         "librosa>=0.10.2",
         "numba>=0.59",
         "numpy>=1.26",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 from typing import Callable
 
 import apache_beam as beam
@@ -175,6 +176,42 @@ def write_tfrecord(path: str, records) -> int:
   return size
 
 
+def write_array_record(path: str, records) -> int:
+  """Writes an ArrayRecord file (TFDS's random-access format, one record a
+  group, as TFDS writes it), under a temporary name renamed into place;
+  written locally first when `path` is a bucket's. Returns its size."""
+  import tempfile
+
+  from array_record.python.array_record_module import ArrayRecordWriter
+
+  local = tempfile.mkstemp(suffix=".array_record")[1] if is_url(path) else path + ".partial"
+  writer = ArrayRecordWriter(local, "group_size:1")
+  for data in records:
+    writer.write(data)
+  writer.close()
+  size = os.path.getsize(local)
+  if not is_url(path):
+    os.replace(local, path)
+    return size
+  with open(local, "rb") as source, FileSystems.create(
+      path + ".partial", compression_type=CompressionTypes.UNCOMPRESSED) as out:
+    while chunk := source.read(16 << 20):
+      out.write(chunk)
+  os.remove(local)
+  if FileSystems.exists(path):
+    FileSystems.delete([path])
+  FileSystems.rename([path + ".partial"], [path])
+  return size
+
+
+def write_shard(path: str, records) -> int:
+  """A shard in the file format its name says (TFDS's templates name it:
+  `...-train.tfrecord-00000-of-00004` or `...-train.array_record-...`)."""
+  if ".array_record-" in path.rsplit("/", 1)[-1]:
+    return write_array_record(path, records)
+  return write_tfrecord(path, records)
+
+
 class WriteShard(_CoreDoFn):
   """ShardTask -> the shard file written, and what each of its recordings gave.
 
@@ -210,7 +247,7 @@ class WriteShard(_CoreDoFn):
       files.append(dict(outcome, clips=len(clips)))
     examples.sort()
     path = self.shard_path(task.split, task.index, task.num_shards)
-    num_bytes = write_tfrecord(path, (data for _, data in examples))
+    num_bytes = write_shard(path, (data for _, data in examples))
     self.written.inc()
     yield {"split": task.split, "index": task.index, "num_shards": task.num_shards,
            "examples": len(examples), "bytes": num_bytes, "files": files}

@@ -97,6 +97,31 @@ def run(module, *args, check=True, env=ENV):
   return out
 
 
+def python_without_tensorflow(code, folder, check=True):
+  """`python -c code` in a new process that cannot import TensorFlow, as on
+  a machine where it is not installed: the interpreter starts without its
+  site-packages (-S) and sees a copy of them, made of links, without
+  TensorFlow; the repository is on its path. (A blocked import would not
+  do: TFDS and etils ask whether TensorFlow is installed before importing.)"""
+  import sysconfig
+
+  shadow = folder / "site-packages-without-tensorflow"
+  if not shadow.exists():
+    shadow.mkdir(parents=True)
+    site = sysconfig.get_paths()["purelib"]
+    for name in os.listdir(site):
+      if not (name == "tensorflow" or name.startswith(("tensorflow-", "tensorflow_io"))):
+        os.symlink(os.path.join(site, name), shadow / name)
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  prelude = (f"import sys; sys.path[:0] = [{str(shadow)!r}, {root!r}]; "
+             "sys.path = [p for p in sys.path if not p.endswith('site-packages')]\n")
+  out = subprocess.run([sys.executable, "-S", "-c", prelude + code], capture_output=True,
+                       text=True, env=ENV, cwd="/")
+  if check:
+    assert out.returncode == 0, out.stderr[-3000:]
+  return out
+
+
 def fresh_python(code, env=None, check=True):
   """`python -c code` in a new process, outside the repository: what a user's
   own script sees, without our packages on its path."""

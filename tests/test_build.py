@@ -20,7 +20,8 @@ from threadpoolctl import threadpool_limits
 from pipeline.audio import load_audio
 from pipeline.clips import segment
 from pipeline.encode import encode_clip
-from tests.helpers import ENV, build, example_digests, fresh_python, make_corpus, write_wav
+from tests.helpers import (ENV, build, example_digests, fresh_python, make_corpus,
+                           python_without_tensorflow, write_wav)
 
 from tfds_a2i import Builder, build as command
 
@@ -358,3 +359,57 @@ def test_a_second_build_of_a_dataset_refuses_at_once_and_the_first_completes(cor
   assert again.returncode == 0, again.stderr[-2000:]
   assert f"took over the lock of a build that no longer runs (pid {dead}" in again.stdout
   assert not lock.exists()
+
+
+CANONICAL = """
+import hashlib, json
+import numpy as np
+def canonical(ex):
+  return [hashlib.sha256(np.asarray(ex["image"], np.uint8).tobytes()).hexdigest(),
+          hashlib.sha256(np.asarray(ex["descriptors"], np.float32).tobytes()).hexdigest(),
+          int(ex["speaker"]), bytes(ex["recording"]).decode(), int(ex["clip_index"]),
+          round(float(ex["start_seconds"]), 4)]
+"""
+
+
+@pytest.mark.slow
+def test_array_record_build_reads_without_tensorflow_as_the_tfrecord_build(built, corpus,
+                                                                            tmp_path):
+  """--file_format array_record: the same shard tasks write ArrayRecord files;
+  a process where TensorFlow is not installed reads every example through
+  tfds.data_source, equal to the TFRecord build's, and README's Grain
+  loader batches them."""
+  import tensorflow_datasets as tfds
+
+  data_dir, _, report, _ = built
+  build(["--input", str(corpus), "--image_size", "64", "--file_format", "array_record"],
+        tmp_path / "tfds")
+  shards = sorted(p.name for p in (tmp_path / "tfds").rglob("*-of-*"))
+  assert shards and all(".array_record-" in name for name in shards)
+  code = CANONICAL + f"""
+import sys
+import tensorflow_datasets as tfds
+out = {{}}
+for split in ("train", "validation", "test"):
+  source = tfds.data_source("a2i_speakers/voices_64", split=split, data_dir={str(tmp_path / "tfds")!r})
+  out[split] = [canonical(source[i]) for i in range(len(source))]
+print(json.dumps({{"examples": out, "tensorflow": "tensorflow" in sys.modules}}))
+"""
+  read = json.loads(python_without_tensorflow(code, tmp_path).stdout.strip().splitlines()[-1])
+  assert read["tensorflow"] is False
+  namespace = {}
+  exec(CANONICAL, namespace)
+  builder = tfds.builder("a2i_speakers/voices_64", data_dir=str(data_dir))
+  for split, rows in read["examples"].items():
+    expected = [namespace["canonical"](ex) for ex in tfds.as_numpy(
+        builder.as_dataset(split=split, shuffle_files=False))]
+    assert rows == expected, split
+    assert len(rows) == report["summary"]["clips_per_split"][split]
+  readme = (ROOT / "README.md").read_text()
+  example = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "grain" in b)
+  example = example.replace("DATA_DIR", repr(str(tmp_path / "tfds"))).replace(
+      "  pass", "  print(images.dtype, images.shape, speakers.dtype)")
+  out = python_without_tensorflow(example, tmp_path).stdout.strip().splitlines()
+  train = report["summary"]["clips_per_split"]["train"]
+  assert out[0] == f"uint8 ({min(32, train)}, 64, 64, 3) int64"
+  assert len(out) == -(-train // 32)                          # every example, in batches

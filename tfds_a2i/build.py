@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                  help="per-file duration cap; longer files are refused")
   p.add_argument("--overwrite", action="store_true",
                  help="rebuild an existing version (the old one stays until the new is complete)")
+  p.add_argument("--file_format", default="tfrecord", choices=("tfrecord", "array_record"),
+                 help="shard format: TFRecord (tfds.load, tf.data) or ArrayRecord (random "
+                      "access: tfds.data_source, no TensorFlow needed to read it)")
   p.add_argument("--wait", action="store_true",
                  help="if another build of the same dataset is running, wait for it to end "
                       "(default: refuse at once, naming it)")
@@ -287,7 +290,7 @@ def _build_locked(parser, args, beam_args, fractions, name: str, data_dir) -> in
   config = _dataset_config(parser, args, fractions, name)
   if name == "demo" and config != "demo":
     parser.error("the name 'demo' is the built-in corpus at its default settings; pick --name")
-  builder = Builder(config=config, data_dir=data_dir)
+  builder = Builder(config=config, data_dir=data_dir, file_format=args.file_format)
   version_dir = epath.Path(builder.data_dir)
   _finish_interrupted_swap(version_dir)
   if (version_dir / REPORT_FILE).exists() and not args.overwrite:
@@ -300,7 +303,7 @@ def _build_locked(parser, args, beam_args, fractions, name: str, data_dir) -> in
   staging = None
   if (version_dir / REPORT_FILE).exists():
     staging = version_dir.parent / f"{_STAGING}{builder.version}"
-    builder = Builder(config=config, data_dir=os.fspath(staging))
+    builder = Builder(config=config, data_dir=os.fspath(staging), file_format=args.file_format)
   options = PipelineOptions(beam_args)
   workers = options.view_as(DirectOptions).direct_num_workers
   if (options.view_as(StandardOptions).runner or "DirectRunner") == "DirectRunner" and workers != 1:

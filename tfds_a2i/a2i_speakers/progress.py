@@ -15,13 +15,13 @@ import sys
 import threading
 import time
 
-_SHARD = re.compile(r"-(train|validation|test)\.tfrecord-\d{5}-of-(\d{5})$")
+_SHARD = re.compile(r"-(train|validation|test)\.(?:tfrecord|array_record)-\d{5}-of-(\d{5})$")
 
 
 def count_shards(folder) -> tuple[int, int, set]:
   """(shards written, shards planned in the splits seen so far, splits seen)."""
   written, planned = 0, {}
-  for path in folder.glob("*.tfrecord-*-of-*"):
+  for path in folder.glob("*-of-*"):
     m = _SHARD.search(path.name)
     if m:
       written += 1
