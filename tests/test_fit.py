@@ -272,3 +272,29 @@ def test_a_dataset_of_another_clip_length_and_size_trains_and_predicts(dataset, 
         ex["image"][None].astype(np.float32), verbose=0)))]
     assert first["speaker"] == expected and first["start_seconds"] == 0.0
     assert all(c["start_seconds"] == 2.048 * c["index"] for c in answer["clips"])
+
+
+@pytest.mark.slow
+def test_the_jax_backend_trains_the_same_protocol_to_the_same_accuracy(dataset, trained,
+                                                                       tmp_path):
+  """KERAS_BACKEND=jax: the same networks, protocol and run folder (LDA back
+  end, fusion, config.json, metrics.json naming the backend); test accuracy
+  within two of the 18 test clips of the TensorFlow run's; the model then
+  predicts under TensorFlow."""
+  data_dir, corpus = dataset
+  _, tf_metrics = trained
+  env = dict(ENV, KERAS_BACKEND="jax")
+  run("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", data_dir, "--output",
+      tmp_path, "--epochs", "25", "--batch_size", "8", env=env)
+  with open(tmp_path / "metrics.json") as f:
+    m = json.load(f)
+  with open(tmp_path / "config.json") as f:
+    config = json.load(f)
+  assert m["keras_backend"] == "jax" == config["versions"]["keras_backend"]
+  assert tf_metrics["keras_backend"] == "tensorflow"
+  assert m["backend"]["name"] == "lda" and len(m["fusion"]["weights"]) == 2
+  assert abs(m["test_accuracy"] - tf_metrics["test_accuracy"]) <= 2 / 18 + 1e-9
+  assert m["test_accuracy"] >= 0.8
+  wav = sorted((pathlib.Path(corpus) / "lo").iterdir())[0]
+  out = cli("trainer.predict", "--model", tmp_path / "model.keras", wav)
+  assert out.stdout.split("\t")[2] in [v.speaker for v in VOICES]

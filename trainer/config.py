@@ -49,8 +49,9 @@ class TrainConfig:
   patience: int = _field(6, "stop after this many epochs without a better validation loss")
   seed: int = _field(0, "initialisation, batch order and split shuffling")
   xla: bool = _field(False, "compile the training step with XLA (jit_compile)")
-  precision: str = _field("auto", "'auto': mixed float16 on GPU, float32 on CPU",
-                          choices=("auto", "float32", "mixed_float16"))
+  precision: str = _field("auto", "'auto': on a GPU mixed float16 (TensorFlow) or bfloat16 "
+                                  "(JAX, PyTorch), on a CPU float32",
+                          choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
 
   # ---- flags ---------------------------------------------------------------
 
@@ -139,5 +140,6 @@ def versions() -> dict:
   from pipeline.spec import DEFAULT_SPEC
 
   return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
-          "keras": keras.__version__, "tensorflow_datasets": tensorflow_datasets.__version__,
+          "keras": keras.__version__, "keras_backend": keras.backend.backend(),
+          "tensorflow_datasets": tensorflow_datasets.__version__,
           "numpy": numpy.__version__, "encoding_spec": DEFAULT_SPEC.version}

@@ -75,7 +75,8 @@ def calibrate_fusion(model: keras.Model, held_out) -> list[float] | None:
   for x, y in held_out:
     # Called directly (eagerly): one network per training in a study, and a
     # traced predict function per network would be retraced every time.
-    parts.append(np.stack([np.asarray(e, np.float64) for e in evidence(x, training=False)], 1))
+    parts.append(np.stack([np.asarray(e, np.float64)
+                           for e in evidence(np.asarray(x), training=False)], 1))
     labels.append(np.asarray(y))
   e, y = np.concatenate(parts), np.concatenate(labels)       # (n, groups, classes), (n,)
   rows = np.arange(len(y))
@@ -102,7 +103,7 @@ def embeddings_of(model: keras.Model, split) -> tuple[np.ndarray, np.ndarray]:
   parts, labels = [], []
   for x, y in split:
     # Called eagerly, as calibrate_fusion does: one network per training in a study.
-    parts.append(np.asarray(embed(x, training=False), np.float64))
+    parts.append(np.asarray(embed(np.asarray(x), training=False), np.float64))
     labels.append(np.asarray(y))
   return np.concatenate(parts), np.concatenate(labels)
 

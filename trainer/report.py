@@ -20,10 +20,11 @@ def predict(model, ds):
   """(true labels, class probabilities, uint8 images of the first batch)."""
   ys, probs, first = [], [], None
   for x, y in ds:
-    probs.append(model.predict_on_batch(x))
-    ys.append(y.numpy())
+    x, y = np.asarray(x), np.asarray(y)      # tf.data batches, fed to any Keras backend
+    probs.append(np.asarray(model.predict_on_batch(x)))
+    ys.append(y)
     if first is None:
-      first = (x.numpy().astype(np.uint8), y.numpy())
+      first = (x.astype(np.uint8), y)
   return np.concatenate(ys), np.concatenate(probs).astype(np.float64), first
 
 
@@ -138,6 +139,7 @@ def write(result, config, folder: str) -> dict:
       "batch_size": config.batch_size,
       "seed": config.seed,
       "device": result.device,
+      "keras_backend": result.keras_backend,
       "precision": result.precision,
       "train_seconds_this_run": round(result.seconds, 1),
   }

@@ -58,20 +58,41 @@ class TrainResult:
   best_epoch: int          # 1-based epoch whose weights the model holds
   fusion_weights: list | None = None   # per plane group, fitted on validation (cells)
   network: object = None   # the trained network with its own softmax (`model` with backend lda)
+  keras_backend: str = "tensorflow"   # what computed it (KERAS_BACKEND)
 
 
 def strategy_and_precision(choice: str = "auto"):
-  """(distribution strategy, precision policy, GPUs): MirroredStrategy over
-  the visible GPUs, in mixed float16 unless told otherwise; the default
-  strategy in float32 on CPU."""
-  import keras
-  import tensorflow as tf
+  """(the context to build models in, as a function; precision policy; GPUs), for the
+  Keras backend in use (KERAS_BACKEND). TensorFlow: MirroredStrategy over
+  the visible GPUs, mixed float16 unless told otherwise. JAX and PyTorch:
+  data parallel over the visible GPUs (keras.distribution, JAX), mixed
+  bfloat16 on a GPU. On a CPU, float32."""
+  import contextlib
 
-  gpus = tf.config.list_physical_devices("GPU")
-  policy = choice if choice != "auto" else ("mixed_float16" if gpus else "float32")
+  import keras
+
+  backend = keras.backend.backend()
+  if backend == "tensorflow":
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    policy = choice if choice != "auto" else ("mixed_float16" if gpus else "float32")
+    keras.mixed_precision.set_global_policy(policy)
+    strategy = tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
+    return strategy.scope, policy, len(gpus)
+  gpus = [d for d in keras.distribution.list_devices() if not d.lower().startswith("cpu")] \
+      if backend == "jax" else _torch_gpus()
+  policy = choice if choice != "auto" else ("mixed_bfloat16" if gpus else "float32")
   keras.mixed_precision.set_global_policy(policy)
-  strategy = tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
-  return strategy, policy, len(gpus)
+  if backend == "jax" and len(gpus) > 1:
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=gpus))
+  return contextlib.nullcontext, policy, len(gpus)
+
+
+def _torch_gpus() -> list:
+  import torch
+
+  return [f"cuda:{k}" for k in range(torch.cuda.device_count())]
 
 
 def verbosity() -> int:
@@ -109,13 +130,15 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
   if splits is None:
     splits = data.load(config.dataset, config.data_dir or os.environ.get("TFDS_DATA_DIR"),
                        config.channels, config.batch_size, config.seed, speakers=speakers)
-  strategy, precision, gpus = strategy_and_precision(config.precision)
+  scope, precision, gpus = strategy_and_precision(config.precision)
   epochs = config.epochs or epochs_for(splits.train_steps)
   classes = len(speakers) if speakers else len(splits.speakers)
-  with strategy.scope():
+  backend = keras.backend.backend()
+  with scope():
+    # JAX always compiles the step with XLA; TensorFlow when --xla says so.
     model = networks.compile_model(_network(config, splits, classes), config.learning_rate,
                                    decay_steps=epochs * splits.train_steps,
-                                   jit_compile=config.xla)
+                                   jit_compile=config.xla or backend == "jax")
   held_out = splits.validation if validation else None
   monitor = "val_loss" if held_out is not None else "loss"
   stopper = early_stopping(monitor, config.patience)
@@ -135,8 +158,8 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
   fusion = heads.calibrate_fusion(model, held_out) if held_out is not None else None
   network = model
   if config.backend == "lda":
-    with strategy.scope():
+    with scope():
       model = heads.with_lda_head(network, splits.train, classes)
   return TrainResult(model, history, splits, epochs, time.time() - started,
                      f"{gpus} GPU" if gpus else "CPU", precision, stopper.best_epoch + 1,
-                     fusion, network)
+                     fusion, network, backend)
