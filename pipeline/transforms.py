@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import os
 from typing import Callable
 
@@ -222,13 +223,34 @@ class WriteShard(_CoreDoFn):
   """
 
   def __init__(self, spec: EncodingSpec, image_size: int, max_seconds: float,
-               shard_path: Callable[[str, int, int], str], serialize: Callable[[dict], bytes]):
+               shard_path: Callable[[str, int, int], str], serialize: Callable[[dict], bytes],
+               outcomes: str | None = None):
     self.spec, self.image_size, self.max_seconds = spec, image_size, max_seconds
-    self.shard_path, self.serialize = shard_path, serialize
+    self.shard_path, self.serialize, self.outcomes = shard_path, serialize, outcomes
     self.encoded = Metrics.counter(NAMESPACE, "clips_encoded")
     self.written = Metrics.counter(NAMESPACE, "shards_written")
+    # Outside the report's namespace: a resumed build's report equals an
+    # uninterrupted one's, whose counters describe the dataset's shards.
+    self.reused = Metrics.counter(NAMESPACE + ".resume", "shards_resumed")
+
+  def _outcome_path(self, path: str) -> str | None:
+    """Where a shard's outcome is recorded once the shard is complete."""
+    if not self.outcomes:
+      return None
+    return self.outcomes.rstrip("/") + "/" + path.replace("\\", "/").rsplit("/", 1)[-1] + ".json"
 
   def process(self, task: shards.ShardTask):
+    path = self.shard_path(task.split, task.index, task.num_shards)
+    record = self._outcome_path(path)
+    if record and FileSystems.exists(path) and FileSystems.exists(record):
+      # Written by an interrupted build of the same plan: the same bytes.
+      with FileSystems.open(record, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        outcome = json.loads(f.read().decode("utf-8"))
+      self.reused.inc()
+      self.encoded.inc(outcome["examples"])
+      self.written.inc()
+      yield outcome
+      return
     examples, files = [], []
     for f, expected in task.files:
       outcome = {"file": f.relpath, "clips": 0, "expected": expected}
@@ -246,11 +268,14 @@ class WriteShard(_CoreDoFn):
         self.encoded.inc()
       files.append(dict(outcome, clips=len(clips)))
     examples.sort()
-    path = self.shard_path(task.split, task.index, task.num_shards)
     num_bytes = write_shard(path, (data for _, data in examples))
     self.written.inc()
-    yield {"split": task.split, "index": task.index, "num_shards": task.num_shards,
-           "examples": len(examples), "bytes": num_bytes, "files": files}
+    outcome = {"split": task.split, "index": task.index, "num_shards": task.num_shards,
+               "examples": len(examples), "bytes": num_bytes, "files": files}
+    if record:
+      with FileSystems.create(record, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(json.dumps(outcome, sort_keys=True).encode("utf-8"))
+    yield outcome
 
 
 class AnalyseCorpus(beam.PTransform):
@@ -303,11 +328,11 @@ class BuildShards(beam.PTransform):
   """
 
   def __init__(self, spec: EncodingSpec, image_size: int, max_seconds: float,
-               fractions, split_by: str, shard_path, serialize):
+               fractions, split_by: str, shard_path, serialize, outcomes: str | None = None):
     super().__init__()
     self.spec, self.image_size, self.max_seconds = spec, image_size, max_seconds
     self.fractions, self.split_by = tuple(fractions), split_by
-    self.shard_path, self.serialize = shard_path, serialize
+    self.shard_path, self.serialize, self.outcomes = shard_path, serialize, outcomes
 
   def expand(self, files):
     analysed = files | "AnalyseCorpus" >> AnalyseCorpus(self.spec, self.max_seconds)
@@ -329,5 +354,5 @@ class BuildShards(beam.PTransform):
                | "FanOutShards" >> beam.Reshuffle()
                | "WriteShards" >> beam.ParDo(WriteShard(self.spec, self.image_size,
                                                         self.max_seconds, self.shard_path,
-                                                        self.serialize)))
+                                                        self.serialize, self.outcomes)))
     return records, written

@@ -6,6 +6,7 @@ broken or odd file, each with the outcome it must get.
 
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -299,10 +300,53 @@ def test_kill_during_build_leaves_nothing_loadable_and_rerun_matches(tmp_path):
   assert loaded.returncode != 0                              # ... is not a dataset
   rerun = subprocess.run(args, capture_output=True, text=True, env=ENV)
   assert rerun.returncode == 0, rerun.stderr[-2000:]
-  assert "removed 1 unfinished build folder" in rerun.stdout
+  assert re.search(r"resumed: \d+ of \d+ shards already written", rerun.stdout)
   assert not list(config_dir.glob("incomplete.*"))
   build(["--input", str(corpus), "--image_size", "64"], tmp_path / "clean")
   assert example_digests(tmp_path / "killed") == example_digests(tmp_path / "clean")
+  # Byte for byte, the report included: a resumed build is the uninterrupted one.
+  for path in (tmp_path / "clean" / "a2i_speakers" / "voices_64" / VERSION).iterdir():
+    assert path.read_bytes() == (config_dir / VERSION / path.name).read_bytes(), path.name
+
+
+@pytest.mark.slow
+def test_a_build_killed_after_some_shards_resumes_them_and_starts_over_when_changed(tmp_path):
+  """Killed once shards are complete, the rerun writes only the others (the
+  counts say so) and ends byte-identical; a rerun with other settings, or
+  --overwrite, starts over and says why."""
+  corpus = make_corpus(tmp_path / "voices", utterances=12)
+  args = [sys.executable, "-m", "pipeline.build", "--input", str(corpus), "--image_size", "64",
+          "--data_dir", str(tmp_path / "killed"), "--runner=DirectRunner",
+          "--direct_num_workers=1"]
+  config_dir = tmp_path / "killed" / "a2i_speakers" / "voices_64"
+  proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    done = [p for p in config_dir.glob("incomplete.*/*-of-*") if not p.name.endswith(".partial")]
+    if done:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  taken = len([p for p in config_dir.glob("incomplete.*/_build/outcomes/*.json")])
+  assert taken >= 1, "no shard was complete when the build was killed"
+  rerun = subprocess.run(args, capture_output=True, text=True, env=ENV)
+  assert rerun.returncode == 0, rerun.stderr[-2000:]
+  total = len(list((config_dir / VERSION).glob("*-of-*")))
+  assert f"resumed: {taken} of {total} shards already written" in rerun.stdout
+  report = json.loads((config_dir / VERSION / "build_report.json").read_text())
+  assert report["counters"]["shards_written"] == total
+  build(["--input", str(corpus), "--image_size", "64", "--direct_num_workers=1"],
+        tmp_path / "clean")
+  for path in (tmp_path / "clean" / "a2i_speakers" / "voices_64" / VERSION).iterdir():
+    assert path.read_bytes() == (config_dir / VERSION / path.name).read_bytes(), path.name
+  # Another setting: the leftover of a killed build is not taken over.
+  leftover = config_dir / "incomplete.LEFT01_2.0.0"
+  (leftover / "_build").mkdir(parents=True)
+  (leftover / "_build" / "state.json").write_text(json.dumps({"settings": "other"}))
+  again = subprocess.run(args + ["--overwrite"], capture_output=True, text=True, env=ENV)
+  assert again.returncode == 0 and "resumed" not in again.stdout
+  assert not leftover.exists()
 
 
 @pytest.mark.slow

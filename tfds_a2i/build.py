@@ -297,7 +297,7 @@ def _build_locked(parser, args, beam_args, fractions, name: str, data_dir) -> in
     print(f"a2i_speakers/{builder.builder_config.name} {builder.version} already built at "
           f"{builder.data_dir} (--overwrite to rebuild)")
     return 0
-  _remove_unfinished(version_dir, builder.version)
+  _remove_unfinished(version_dir, builder.version, resume=not args.overwrite)
   # A rebuild is made beside the version it replaces, which stays complete and
   # loadable until the new one is: a rebuild killed at any point loses nothing.
   staging = None
@@ -327,12 +327,16 @@ def _build_locked(parser, args, beam_args, fractions, name: str, data_dir) -> in
   return 0
 
 
-def _remove_unfinished(version_dir, version) -> None:
+def _remove_unfinished(version_dir, version, resume: bool) -> None:
   """A build killed earlier leaves TFDS's temporary folder beside the version
-  folder (or our staging folder, for a rebuild); readers ignore both, and a
-  new build starts from scratch anyway."""
-  stale = (list(version_dir.parent.glob(f"incomplete.*_{version}"))
-           + list(version_dir.parent.glob(f"{_STAGING}*")))
+  folder (or our staging folder, for a rebuild); readers ignore both. One
+  that recorded its state is left for the builder to resume from (unless
+  `resume` is off: --overwrite starts over); the rest are removed."""
+  from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import RESUME_STATE
+
+  stale = [folder for folder in version_dir.parent.glob(f"incomplete.*_{version}")
+           if not (resume and (folder / RESUME_STATE).exists())]
+  stale += list(version_dir.parent.glob(f"{_STAGING}*"))
   for folder in stale:
     folder.rmtree()
   if stale:

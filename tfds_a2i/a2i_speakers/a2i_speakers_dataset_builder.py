@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import json
 import os
 
@@ -30,6 +31,7 @@ from pipeline.spec import DESCRIPTOR_NAMES, EncodingSpec
 from tfds_a2i.a2i_speakers.progress import ShardProgress
 
 REPORT_FILE = "build_report.json"
+RESUME_STATE = "_build/state.json"   # what a build was: the next one resumes it if unchanged
 
 
 @dataclasses.dataclass
@@ -121,12 +123,20 @@ class Builder(FileReaderBuilder):
     # outcomes beside it; only the shards stay in the dataset folder.
     work = epath.Path(self.data_dir) / "_build"
     work.mkdir(parents=True, exist_ok=True)
-    (work / "listing.jsonl").write_text("".join(
-        json.dumps(dataclasses.asdict(f), ensure_ascii=True) + "\n" for f in usable))
+    listing = "".join(json.dumps(dataclasses.asdict(f), ensure_ascii=True) + "\n" for f in usable)
+    (work / "listing.jsonl").write_text(listing)
+    state = {"listing_sha256": hashlib.sha256(listing.encode()).hexdigest(),
+             "settings": json.loads(json.dumps(dataclasses.asdict(c), default=str)),
+             "file_format": str(self.info.file_format.value), "code": code_digest(),
+             "version": str(self.version)}
+    self._resume(state)
+    (work / "outcomes").mkdir(parents=True, exist_ok=True)
+    (work / "state.json").write_text(json.dumps(state, sort_keys=True))
     features = self.info.features
     build = BuildShards(c.encoding, c.image_size, c.max_seconds, c.fractions, c.split_by,
                         shard_path=ShardPath(self._templates()),
-                        serialize=ExampleSerializer(features))
+                        serialize=ExampleSerializer(features),
+                        outcomes=os.fspath(work / "outcomes"))
     with ShardProgress(epath.Path(self.data_dir), len(usable)), \
         beam.Pipeline(options=download_config.beam_options) as p:
       records, written = (p
@@ -142,6 +152,8 @@ class Builder(FileReaderBuilder):
            | "WriteShardInfos" >> beam.io.WriteToText(os.fspath(work / "shards"),
                                                       file_name_suffix=".jsonl"))
     records, written = _read_parts(work, "records"), _read_parts(work, "shards")
+    if getattr(self, "_resumed", None) is not None:
+      print(f"resumed: {self._resumed} of {len(written)} shards already written", flush=True)
     counters = _counters(p.result)
     work.rmtree()
 
@@ -156,6 +168,40 @@ class Builder(FileReaderBuilder):
     # Inside TFDS's temporary folder: the report appears with the data or not at all.
     (epath.Path(self.data_dir) / REPORT_FILE).write_text(
         json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+
+  def _resume(self, state: dict) -> None:
+    """Takes over the shards a killed build of the same corpus listing,
+    settings, file format and code wrote (complete shards and their
+    outcomes: each shard task writes its file under a temporary name and
+    renames it when complete, then records what it wrote); any other
+    unfinished build folder of this version is removed, saying why."""
+    here = epath.Path(self.data_dir)
+    for old in sorted(here.parent.glob(f"incomplete.*_{self.version}")):
+      if old == here:
+        continue
+      try:
+        previous = json.loads((old / RESUME_STATE).read_text())
+      except (OSError, ValueError):
+        previous = None
+      if previous == state:
+        (here / "_build" / "outcomes").mkdir(parents=True, exist_ok=True)
+        adopted = []
+        for outcome in sorted((old / "_build" / "outcomes").glob("*.json")):
+          shard = old / outcome.name[:-len(".json")]
+          if shard.exists():
+            shard.rename(here / shard.name)
+            outcome.rename(here / "_build" / "outcomes" / outcome.name)
+            adopted.append(shard.name)
+        self._resumed = len(adopted)
+        print(f"resuming the interrupted build in {old.name}: {len(adopted)} complete shards "
+              "taken over", flush=True)
+      else:
+        why = ("it recorded no state" if previous is None else "its " + ", ".join(
+            k.replace("_sha256", "") for k in state if previous.get(k) != state[k])
+               + " changed")
+        print(f"starting over: an interrupted build of this version is not resumed ({why})",
+              flush=True)
+      old.rmtree()
 
   def _templates(self) -> dict:
     """Each split's file names, as TFDS reads them (its public template)."""
@@ -221,6 +267,20 @@ class ExampleSerializer:
   def __call__(self, example: dict) -> bytes:
     proto = self.serializer.get_tf_example(self.features.encode_example(example))
     return proto.SerializeToString(deterministic=True)
+
+
+def code_digest() -> str:
+  """A digest of the code that decides a shard's bytes (the pipeline and this
+  builder): a build resumes only what the same code wrote."""
+  import pipeline
+
+  digest = hashlib.sha256()
+  roots = [os.path.dirname(pipeline.__file__), os.path.dirname(__file__)]
+  for root in roots:
+    for name in sorted(n for n in os.listdir(root) if n.endswith(".py")):
+      with open(os.path.join(root, name), "rb") as f:
+        digest.update(name.encode() + f.read())
+  return digest.hexdigest()[:16]
 
 
 def _read_parts(folder: epath.Path, prefix: str) -> list[dict]:
