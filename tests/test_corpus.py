@@ -232,6 +232,9 @@ def test_every_layout_lists_a_bucket_as_it_lists_a_folder(tmp_path):
     _, local = list_corpus(str(root), layout)
     _, bucket = list_corpus(BucketLikeFileSystem.PREFIX + str(root), layout)
     assert shown(bucket) == shown(local), layout
+    # Detected from the objects' paths, as from the folders.
+    assert detect_layout(BucketLikeFileSystem.PREFIX + str(root)) == layout == detect_layout(
+        str(root))
     assert sum(f.status == "audio" for f in bucket) == sum(not p.endswith(".txt") for p in paths)
 
 

@@ -54,6 +54,12 @@ def fit_lda(embeddings: np.ndarray, labels: np.ndarray, classes: int,
   return weights, biases
 
 
+def _arrays(x):
+  """A batch's inputs (a tensor, or a tuple of them, from tf.data) as numpy
+  arrays: what any Keras backend takes."""
+  return keras.tree.map_structure(np.asarray, x)
+
+
 def fusion_layer(model: keras.Model) -> Fusion | None:
   return next((layer for layer in model.layers if isinstance(layer, Fusion)), None)
 
@@ -76,7 +82,7 @@ def calibrate_fusion(model: keras.Model, held_out) -> list[float] | None:
     # Called directly (eagerly): one network per training in a study, and a
     # traced predict function per network would be retraced every time.
     parts.append(np.stack([np.asarray(e, np.float64)
-                           for e in evidence(np.asarray(x), training=False)], 1))
+                           for e in evidence(_arrays(x), training=False)], 1))
     labels.append(np.asarray(y))
   e, y = np.concatenate(parts), np.concatenate(labels)       # (n, groups, classes), (n,)
   rows = np.arange(len(y))
@@ -103,7 +109,7 @@ def embeddings_of(model: keras.Model, split) -> tuple[np.ndarray, np.ndarray]:
   parts, labels = [], []
   for x, y in split:
     # Called eagerly, as calibrate_fusion does: one network per training in a study.
-    parts.append(np.asarray(embed(np.asarray(x), training=False), np.float64))
+    parts.append(np.asarray(embed(_arrays(x), training=False), np.float64))
     labels.append(np.asarray(y))
   return np.concatenate(parts), np.concatenate(labels)
 

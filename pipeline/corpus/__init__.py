@@ -25,11 +25,9 @@ __all__ = ["CORPUS_REASONS", "CorpusFile", "LAYOUTS", "detect_layout", "is_url",
 
 
 def detect_layout(root: str) -> str:
-  """Guesses the layout of `root` from its shape; 'folders' when nothing else fits
-  (and for bucket URLs: name another with --layout)."""
-  if is_url(root):
-    return "folders"
-  if os.path.isfile(root):
+  """Guesses the layout of `root` from its shape (of its folders, or of its
+  objects' paths on a bucket); 'folders' when nothing else fits."""
+  if not is_url(root) and os.path.isfile(root):
     return "manifest"
   for name in ("vctk", "librispeech", "voxceleb"):
     if LAYOUTS[name].matches(root):

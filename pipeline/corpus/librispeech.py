@@ -5,24 +5,18 @@ is the split group: putting some of its utterances in train and others in
 test would leak the session (room, microphone, reading) across the split.
 """
 
-import os
 import re
 
-from pipeline.corpus.tree import speaker_files
+from pipeline.corpus.tree import speaker_files, subfolders
 
 _DIGITS = re.compile(r"^\d+$")
 
 
 def matches(root: str) -> bool:
-  try:
-    speakers = [d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))]
-  except OSError:
-    return False
+  speakers = subfolders(root)
   if not speakers or not all(_DIGITS.match(d) for d in speakers):
     return False
-  first = os.path.join(root, sorted(speakers)[0])
-  return any(_DIGITS.match(c) and os.path.isdir(os.path.join(first, c))
-             for c in os.listdir(first))
+  return any(_DIGITS.match(c) for c in subfolders(root.rstrip("/") + "/" + speakers[0]))
 
 
 def files(root: str):

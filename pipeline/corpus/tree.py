@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import os
 import stat
 from typing import Iterator
@@ -136,6 +137,28 @@ def _walk_url(root: str) -> Iterator[tuple[str, str, CorpusFile | None]]:
   for m in sorted(found, key=lambda m: m.path):
     if not m.path.endswith("/"):
       yield m.path, m.path[len(base):], None
+
+
+def subfolders(root: str) -> list[str]:
+  """The names of the folders directly under `root`, sorted: through the OS,
+  or for a bucket prefix from its objects' paths (buckets have no folders,
+  only names with slashes)."""
+  if not is_url(root):
+    try:
+      return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    except OSError:
+      return []
+  return sorted({rel.split("/", 1)[0] for rel in _bucket_paths(root.rstrip("/")) if "/" in rel})
+
+
+@functools.lru_cache(maxsize=8)
+def _bucket_paths(root: str) -> tuple[str, ...]:
+  """Every object under a bucket prefix, relative to it (one listing per
+  prefix while a layout is detected)."""
+  try:
+    return tuple(rel for _, rel, _ in _walk_url(root))
+  except OSError:
+    return ()
 
 
 def has_folder(root: str, name: str) -> bool:

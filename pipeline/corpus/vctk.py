@@ -8,21 +8,13 @@ Transcripts (`txt/`) and metadata files are listed as not used.
 import os
 import re
 
-from pipeline.corpus.tree import speaker_files
+from pipeline.corpus.tree import speaker_files, subfolders
 
 _MIC = re.compile(r"_mic\d$")
 
 
-def _audio_dirs(root):
-  try:
-    return sorted(d for d in os.listdir(root)
-                  if d.startswith("wav48") and os.path.isdir(os.path.join(root, d)))
-  except OSError:
-    return []
-
-
 def matches(root: str) -> bool:
-  return bool(_audio_dirs(root))
+  return any(d.startswith("wav48") for d in subfolders(root))
 
 
 def _group(parts):

@@ -9,7 +9,7 @@ the split group. Speakers are the `idNNNNN` folders.
 import os
 import re
 
-from pipeline.corpus.tree import has_folder, speaker_files
+from pipeline.corpus.tree import has_folder, speaker_files, subfolders
 
 _ID = re.compile(r"^id\d+$")
 AUDIO_FOLDERS = ("wav", "aac")   # VoxCeleb1, VoxCeleb2
@@ -27,11 +27,7 @@ def _base(root: str) -> str:
 
 
 def matches(root: str) -> bool:
-  base = _base(root)
-  try:
-    dirs = [d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d))]
-  except OSError:
-    return False
+  dirs = subfolders(_base(root))
   return bool(dirs) and all(_ID.match(d) for d in dirs)
 
 
