@@ -44,14 +44,14 @@ def labels_of(builder, split):
 
 
 def equal_error_rate(scores, same):
-  """(EER, AUC, false positive rates, false negative rates) of scored trials."""
-  import numpy as np
-  from sklearn.metrics import roc_auc_score, roc_curve
+  """(EER, AUC, false-alarm rates, miss rates) of scored trials (trainer.scoring)."""
+  from sklearn.metrics import roc_auc_score
 
-  fpr, tpr, _ = roc_curve(same, scores)
-  fnr = 1 - tpr
-  i = int(np.argmin(np.abs(fnr - fpr)))
-  return float((fpr[i] + fnr[i]) / 2), float(roc_auc_score(same, scores)), fpr, fnr
+  from trainer import scoring
+
+  _, miss, false_alarm = scoring.error_rates(scores, same)
+  return (scoring.equal_error_rate(scores, same)[0], float(roc_auc_score(same, scores)),
+          false_alarm, miss)
 
 
 def cosine_trials(e, labels):
@@ -190,8 +190,8 @@ def score_trials(args) -> int:
                   f"{r['min_dcf']['0.05']:.4f} |\n" for name, r in rows))
   det = {}
   for name, v in curves.items():
-    _, miss, false_alarm = scoring.error_rates(v, labels)
-    det[name] = (scoring.equal_error_rate(v, labels)[0], false_alarm, miss)
+    eer, _, false_alarm, miss = equal_error_rate(v, labels)
+    det[name] = (eer, false_alarm, miss)
   results.write(args.output, "verification", outcome, markdown,
                 det_figure(det, os.path.basename(args.trials)))
   print(f"EER {100 * outcome['eer']:.2f} %, minDCF(0.01) {outcome['min_dcf']['0.01']:.4f}"
