@@ -40,17 +40,23 @@ def draw_trials(files, per_file: int, seed: int) -> list[tuple[int, str, str]]:
   by_speaker = collections.defaultdict(list)
   for k, (_, speaker, _) in enumerate(files):
     by_speaker[speaker].append(k)
-  everyone = np.arange(len(files))
   pairs = {}
   for k, (_, speaker, group) in enumerate(files):
     own = [j for j in by_speaker[speaker] if j != k]
     elsewhere = [j for j in own if files[j][2] != group] or own
-    others = everyone[[files[j][1] != speaker for j in everyone]]
-    for label, pool in ((1, elsewhere), (0, others)):
-      if len(pool) == 0:
-        continue
-      for j in rng.choice(pool, size=min(per_file, len(pool)), replace=False):
-        pairs.setdefault(tuple(sorted((k, int(j)))), label)
+    if own:
+      for j in rng.choice(elsewhere, size=min(per_file, len(elsewhere)), replace=False):
+        pairs.setdefault(tuple(sorted((k, int(j)))), 1)
+    # Non-target partners drawn from every file, another speaker's kept:
+    # a few draws per file on a corpus of many speakers, never a scan of all.
+    others = len(files) - len(by_speaker[speaker])
+    chosen = set()
+    while len(chosen) < min(per_file, others):
+      j = int(rng.integers(len(files)))
+      if files[j][1] != speaker:
+        chosen.add(j)
+    for j in sorted(chosen):
+      pairs.setdefault(tuple(sorted((k, j))), 0)
   return sorted((label, files[a][0], files[b][0]) for (a, b), label in pairs.items())
 
 
