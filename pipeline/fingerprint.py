@@ -36,20 +36,25 @@ RELATIVE_TOLERANCE = 1e-3   # of the larger of the two segment levels
 @dataclasses.dataclass(frozen=True)
 class Fingerprint:
   samples: int
-  values: tuple[float, ...]   # SEGMENTS levels, then SEGMENTS projections
+  # SEGMENTS levels, then SEGMENTS projections, as float32 bytes: 128 bytes a
+  # file, since the plan holds one per file of the corpus.
+  packed: bytes
+
+  @classmethod
+  def of(cls, samples: int, values) -> "Fingerprint":
+    return cls(int(samples), np.asarray(values, np.float32).tobytes())
+
+  @property
+  def values(self) -> np.ndarray:
+    return np.frombuffer(self.packed, np.float32).astype(np.float64)
 
   def matches(self, other: "Fingerprint") -> bool:
     if self.samples != other.samples:
       return False
-    a, b = np.asarray(self.values), np.asarray(other.values)
+    a, b = self.values, other.values
     level = np.maximum(np.abs(a[:SEGMENTS]), np.abs(b[:SEGMENTS]))
     tolerance = ABSOLUTE_TOLERANCE + RELATIVE_TOLERANCE * np.concatenate([level, level])
     return bool((np.abs(a - b) <= tolerance).all())
-
-  def to_text(self) -> str:
-    """The fingerprint as the build report shows it."""
-    return f"{self.samples}:" + ",".join(f"{v:.6g}" for v in self.values)
-
 
 @functools.lru_cache(maxsize=4)
 def _signs(n: int) -> np.ndarray:
@@ -68,7 +73,7 @@ def fingerprint(x: np.ndarray) -> Fingerprint:
     n = max(hi - lo, 1)
     levels.append(float(np.sqrt(np.dot(part, part) / n)))
     projections.append(float(np.dot(part, signs[:hi - lo]) / n ** 0.5))
-  return Fingerprint(len(x), tuple(levels + projections))
+  return Fingerprint.of(len(x), levels + projections)
 
 
 def first_of_each(items) -> dict[str, str]:
@@ -84,7 +89,7 @@ def first_of_each(items) -> dict[str, str]:
   for members in by_length.values():
     kept_keys, kept = [], []        # kept recordings, sorted by their first projection
     for name, fp in members:
-      key = fp.values[SEGMENTS]
+      key = float(fp.values[SEGMENTS])
       lo, hi = (bisect.bisect_left(kept_keys, key - reach),
                 bisect.bisect_right(kept_keys, key + reach))
       same = [other for other, other_fp in kept[lo:hi] if fp.matches(other_fp)]

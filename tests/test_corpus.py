@@ -268,7 +268,7 @@ def test_official_splits_decide_every_split_and_keep_copies():
   from pipeline.corpus import CorpusFile
   from pipeline.fingerprint import Fingerprint
 
-  fp = lambda k: Fingerprint(1000 + k, tuple([0.1 * k] * 32))
+  fp = lambda k: Fingerprint.of(1000 + k, tuple([0.1 * k] * 32))
   files = [(CorpusFile(f"/c/{s}/{k}.wav", f"{s}/{k}.wav", s, f"{s}/v{k // 2}", split=split),
             1, fp(base + (k if k != 5 else 1)))             # file 5 repeats file 1
            for base, s in ((0, "id1"), (10, "id2")) for k, split in enumerate(

@@ -11,7 +11,7 @@ from pipeline.fingerprint import SEGMENTS, Fingerprint
 
 def audio(rng):
   """The fingerprint of a recording of its own (16 kHz, about 4 s)."""
-  return Fingerprint(rng.randint(60000, 70000),
+  return Fingerprint.of(rng.randint(60000, 70000),
                      tuple(rng.uniform(0.01, 0.2) for _ in range(SEGMENTS))
                      + tuple(rng.gauss(0, 0.1) for _ in range(SEGMENTS)))
 
