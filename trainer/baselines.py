@@ -20,16 +20,6 @@ import numpy as np
 from trainer.clip_audio import clip_waveforms
 
 
-@functools.lru_cache(maxsize=8)
-def descriptor_arrays(dataset, split):
-  """(descriptors (clips, 94), labels) of a split, images not decoded."""
-  import tensorflow_datasets as tfds
-
-  ds = dataset.builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
-  rows = [(ex["descriptors"], ex["speaker"]) for ex in tfds.as_numpy(ds)]
-  return np.stack([r[0] for r in rows]), np.array([r[1] for r in rows])
-
-
 def standardised(x, y, *then):
   """(fitted pipeline, columns kept): feature rows standardised on `x` (NaN ->
   training median; a feature never defined carries nothing and is dropped),
@@ -57,6 +47,8 @@ def logreg_accuracy(train, test, seed: int, speakers: list[int] | None = None) -
 
 
 def descriptor_logreg_accuracy(dataset, seed: int, speakers: list[int] | None = None) -> float:
+  from trainer.data import descriptor_arrays
+
   return logreg_accuracy(descriptor_arrays(dataset, "train"), descriptor_arrays(dataset, "test"),
                          seed, speakers)
 

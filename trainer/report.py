@@ -159,20 +159,13 @@ def write_speaker_profiles(splits, folder: str) -> float:
   without a validation split) lie from their own speaker: what
   `trainer.predict --threshold auto` accepts (trainer.openset). Returns
   that threshold."""
-  import tensorflow_datasets as tfds
-
   from trainer import openset
+  from trainer.data import descriptor_arrays
 
-  def descriptors(split):
-    ds = splits.dataset.builder.as_dataset(split=split,
-                                           decoders={"image": tfds.decode.SkipDecoding()})
-    rows = [(ex["descriptors"], ex["speaker"]) for ex in tfds.as_numpy(ds)]
-    return np.array([r[0] for r in rows], np.float64), np.array([r[1] for r in rows])
-
-  d, y = descriptors("train")
+  d, y = descriptor_arrays(splits.dataset, "train")
   model = openset.fit(d, y, splits.speakers)
   held = "validation" if splits.validation is not None else "test"
-  limit = openset.threshold(model, *descriptors(held), splits.speakers)
+  limit = openset.threshold(model, *descriptor_arrays(splits.dataset, held), splits.speakers)
   with open(os.path.join(folder, CENTROIDS_FILE), "w") as f:
     json.dump({**model, "threshold_95": limit, "held_out_split": held,
                "note": "distance of a clip's red-plane descriptors to its speaker's training "
