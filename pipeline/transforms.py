@@ -171,10 +171,16 @@ def write_tfrecord(path: str, records) -> int:
       frame = tfrecord_frame(data)
       out.write(frame)
       size += len(frame)
-  if FileSystems.exists(path):  # a retried task: same plan, same bytes
+  _publish(partial, path)
+  return size
+
+
+def _publish(partial: str, path: str) -> None:
+  """Renames a complete shard into place, through Beam's filesystems; a
+  retried task's earlier copy (same plan, same bytes) is replaced."""
+  if FileSystems.exists(path):
     FileSystems.delete([path])
   FileSystems.rename([partial], [path])
-  return size
 
 
 def write_array_record(path: str, records) -> int:
@@ -199,9 +205,7 @@ def write_array_record(path: str, records) -> int:
     while chunk := source.read(16 << 20):
       out.write(chunk)
   os.remove(local)
-  if FileSystems.exists(path):
-    FileSystems.delete([path])
-  FileSystems.rename([path + ".partial"], [path])
+  _publish(path + ".partial", path)
   return size
 
 

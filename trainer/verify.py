@@ -35,14 +35,6 @@ from pipeline.console import CommandParser
 from trainer.config import MODELS, TrainConfig
 
 
-def labels_of(builder, split):
-  import numpy as np
-  import tensorflow_datasets as tfds
-
-  ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
-  return np.array([ex["speaker"] for ex in tfds.as_numpy(ds)])
-
-
 def equal_error_rate(scores, same):
   """(EER, AUC, false-alarm rates, miss rates) of scored trials (trainer.scoring)."""
   from sklearn.metrics import roc_auc_score
@@ -68,9 +60,9 @@ def classical_embeddings(dataset, data_dir):
   """{name: (train rows, train labels, test rows, test labels)} of the
   classical front ends: the descriptors and eGeMAPS functionals."""
   from trainer import baselines
+  from trainer.data import descriptor_arrays
 
-  out = {"descriptors": baselines.descriptor_arrays(dataset, "train")
-         + baselines.descriptor_arrays(dataset, "test")}
+  out = {"descriptors": descriptor_arrays(dataset, "train") + descriptor_arrays(dataset, "test")}
   train, test = (baselines.egemaps_features(dataset, data_dir, s) for s in ("train", "test"))
   out["egemaps"] = train[:2] + test[:2]
   return out
@@ -130,7 +122,7 @@ def read_trials(path: str) -> list[tuple[int, str, str]]:
   return trials
 
 
-def score_trials(args) -> int:
+def score_trials(args, trials: list[tuple[int, str, str]]) -> int:
   """The trials mode: embeddings of every file, cosine scores, EER and minDCF."""
   import keras
   import numpy as np
@@ -140,7 +132,6 @@ def score_trials(args) -> int:
   from trainer import results, scoring
   from trainer.predict import embed_file, load_run
 
-  trials = read_trials(args.trials)
   model, settings = load_run(args.model)
   embedder = keras.Model(model.input, model.get_layer("embedding").output)
   files = sorted({f for _, a, b in trials for f in (a, b)})
@@ -243,13 +234,13 @@ def main(argv=None) -> int:
     if args.cohort_top < 1:
       p.error("--cohort_top must be positive")
     try:
-      read_trials(args.trials)
+      trials = read_trials(args.trials)
     except ValueError as e:
       p.error(str(e))
     from trainer import quiet
 
     quiet.start_tensorflow()
-    return score_trials(args)
+    return score_trials(args, trials)
   if not args.dataset:
     p.error("give --model, --trials and --audio_root (trials mode) or --dataset (study mode)")
   args.model = args.model or "cells"
@@ -264,8 +255,8 @@ def main(argv=None) -> int:
   from trainer.train import train
 
   dataset, data_dir = data.open_or_exit(args.dataset, args.data_dir)
-  train_ids = sorted(set(labels_of(dataset.builder, "train").tolist()))
-  test_labels = labels_of(dataset.builder, "test")
+  train_ids = sorted(set(data.descriptor_arrays(dataset, "train")[1].tolist()))
+  test_labels = data.descriptor_arrays(dataset, "test")[1]
   if set(train_ids) & set(test_labels.tolist()):
     print(f"error: {args.dataset} has speakers in both train and test; build it with "
           "--split_by speaker for verification", file=sys.stderr)

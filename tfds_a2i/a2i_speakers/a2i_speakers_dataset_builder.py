@@ -129,8 +129,8 @@ class Builder(FileReaderBuilder):
              "settings": json.loads(json.dumps(dataclasses.asdict(c), default=str)),
              "file_format": str(self.info.file_format.value), "code": code_digest(),
              "version": str(self.version)}
-    self._resume(state)
     (work / "outcomes").mkdir(parents=True, exist_ok=True)
+    resumed = self._resume(state)
     (work / "state.json").write_text(json.dumps(state, sort_keys=True))
     features = self.info.features
     build = BuildShards(c.encoding, c.image_size, c.max_seconds, c.fractions, c.split_by,
@@ -152,8 +152,8 @@ class Builder(FileReaderBuilder):
            | "WriteShardInfos" >> beam.io.WriteToText(os.fspath(work / "shards"),
                                                       file_name_suffix=".jsonl"))
     records, written = _read_parts(work, "records"), _read_parts(work, "shards")
-    if getattr(self, "_resumed", None) is not None:
-      print(f"resumed: {self._resumed} of {len(written)} shards already written", flush=True)
+    if resumed is not None:
+      print(f"resumed: {resumed} of {len(written)} shards already written", flush=True)
     counters = _counters(p.result)
     work.rmtree()
 
@@ -169,13 +169,15 @@ class Builder(FileReaderBuilder):
     (epath.Path(self.data_dir) / REPORT_FILE).write_text(
         json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
 
-  def _resume(self, state: dict) -> None:
+  def _resume(self, state: dict) -> int | None:
     """Takes over the shards a killed build of the same corpus listing,
     settings, file format and code wrote (complete shards and their
     outcomes: each shard task writes its file under a temporary name and
     renames it when complete, then records what it wrote); any other
-    unfinished build folder of this version is removed, saying why."""
+    unfinished build folder of this version is removed, saying why.
+    Returns how many shards were taken over (None: nothing to resume)."""
     here = epath.Path(self.data_dir)
+    resumed = None
     for old in sorted(here.parent.glob(f"incomplete.*_{self.version}")):
       if old == here:
         continue
@@ -184,7 +186,6 @@ class Builder(FileReaderBuilder):
       except (OSError, ValueError):
         previous = None
       if previous == state:
-        (here / "_build" / "outcomes").mkdir(parents=True, exist_ok=True)
         adopted = []
         for outcome in sorted((old / "_build" / "outcomes").glob("*.json")):
           shard = old / outcome.name[:-len(".json")]
@@ -192,7 +193,7 @@ class Builder(FileReaderBuilder):
             shard.rename(here / shard.name)
             outcome.rename(here / "_build" / "outcomes" / outcome.name)
             adopted.append(shard.name)
-        self._resumed = len(adopted)
+        resumed = (resumed or 0) + len(adopted)
         print(f"resuming the interrupted build in {old.name}: {len(adopted)} complete shards "
               "taken over", flush=True)
       else:
@@ -202,6 +203,7 @@ class Builder(FileReaderBuilder):
         print(f"starting over: an interrupted build of this version is not resumed ({why})",
               flush=True)
       old.rmtree()
+    return resumed
 
   def _templates(self) -> dict:
     """Each split's file names, as TFDS reads them (its public template)."""
