@@ -142,6 +142,33 @@ def decode_rate(folder: str, size: int, processes: int) -> dict | None:
           "images": len(pngs), "mean_png_bytes": int(np.mean([len(p) for p in pngs]))}
 
 
+def input_rate(name: str, data_dir: str, batch: int) -> dict:
+  """Images/s of the trainer's input without TensorFlow (trainer.sources)
+  over the training split of an array_record build, as Keras reads it
+  (batches fetched by the PyDataset's worker threads): streamed (PNG decoded
+  every epoch) and cached (decoded once, `setup_s`; then uint8 in memory)."""
+  from concurrent.futures import ThreadPoolExecutor
+
+  from trainer import data
+  from trainer.sources import Batches
+
+  dataset = data.open_dataset(name, data_dir)
+  rows = {}
+  for mode in ("streamed", "cached"):
+    t0 = time.perf_counter()
+    batches = Batches.of(dataset.builder, "train", [0, 1, 2], batch, True, 0,
+                         cache=mode == "cached")
+    setup = time.perf_counter() - t0
+    with ThreadPoolExecutor(batches.workers) as pool:
+      t0 = time.perf_counter()
+      images = sum(len(y) for _, y in pool.map(batches.__getitem__, range(len(batches))))
+      seconds = time.perf_counter() - t0
+    rows[mode] = {"images_per_s": round(images / seconds, 1), "images": images,
+                  "batch": batch, "workers": batches.workers, "setup_s": round(setup, 2)}
+  return {"dataset": name, "image_size": dataset.image_size, "file_format": dataset.file_format,
+          **rows}
+
+
 def write_images(folder: str, sizes, count: int) -> None:
   """images_<size>.npz: PNG bytes of `count` clips of the demo corpus,
   encoded as the build encodes them (pipeline.transforms.png_bytes)."""
@@ -175,6 +202,9 @@ def main(argv=None) -> int:
   p.add_argument("--images", default="benchmarks/gpu_images")
   p.add_argument("--write_images", type=int, metavar="N",
                  help="write N demo clips per size to --images as PNG, then stop")
+  p.add_argument("--dataset", help="an array_record build (with --data_dir): the rate of the "
+                                   "trainer's input without TensorFlow")
+  p.add_argument("--data_dir")
   p.add_argument("--out", default="docs/performance_gpu.json")
   args = p.parse_args(argv)
   if args.write_images:
@@ -187,6 +217,9 @@ def main(argv=None) -> int:
                                                                else argv),
             "machine": machine(), "backend": backend, "device": device,
             "steps_timed": args.steps, "train": {}, "decode_png": {}}
+  if args.dataset:
+    result["input"] = input_rate(args.dataset, args.data_dir, 32)
+    print(f"input {args.dataset}: {result['input']}", flush=True)
   for size in args.sizes:
     result["decode_png"][str(size)] = decode_rate(args.images, size, os.cpu_count() or 1)
     print(f"decode {size} px: {result['decode_png'][str(size)]}", flush=True)

@@ -3,6 +3,7 @@ and a small dataset built by the real pipeline with a run trained on it (once
 per test process: every trainer command's tests read them)."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -33,7 +34,6 @@ def real_speech(tmp_path_factory):
   assembled by benchmarks/corpora/klettres.sh from Debian's packages, once
   per machine (A2I_REAL_SPEECH or ~/.cache/a2i/real_speech)."""
   import os
-  import pathlib
   import subprocess
 
   root = pathlib.Path(os.environ.get("A2I_REAL_SPEECH",
@@ -55,6 +55,16 @@ def dataset(tmp_path_factory):
   run("pipeline.build", "--input", corpus, "--name", "three", "--image_size", "64",
       "--splits", "70/15/15", "--data_dir", str(root / "tfds"))
   return root / "tfds", corpus
+
+
+@pytest.fixture(scope="session")
+def dataset_array_record(dataset):
+  """data_dir of `dataset`'s corpus built again with --file_format array_record."""
+  _, corpus = dataset
+  data_dir = pathlib.Path(corpus).parent / "tfds_array_record"
+  run("pipeline.build", "--input", corpus, "--name", "three", "--image_size", "64",
+      "--splits", "70/15/15", "--file_format", "array_record", "--data_dir", str(data_dir))
+  return data_dir
 
 
 @pytest.fixture(scope="session")

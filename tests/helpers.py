@@ -97,7 +97,7 @@ def run(module, *args, check=True, env=ENV):
   return out
 
 
-def python_without_tensorflow(code, folder, check=True):
+def python_without_tensorflow(code, folder, check=True, env=None):
   """`python -c code` in a new process that cannot import TensorFlow, as on
   a machine where it is not installed: the interpreter starts without its
   site-packages (-S) and sees a copy of them, made of links, without
@@ -116,10 +116,18 @@ def python_without_tensorflow(code, folder, check=True):
   prelude = (f"import sys; sys.path[:0] = [{str(shadow)!r}, {root!r}]; "
              "sys.path = [p for p in sys.path if not p.endswith('site-packages')]\n")
   out = subprocess.run([sys.executable, "-S", "-c", prelude + code], capture_output=True,
-                       text=True, env=ENV, cwd="/")
+                       text=True, env=env or ENV, cwd="/")
   if check:
     assert out.returncode == 0, out.stderr[-3000:]
   return out
+
+
+def command_without_tensorflow(module, *args, folder, env=None, check=True):
+  """`python -m module args` where TensorFlow is not installed
+  (python_without_tensorflow): a command as a JAX or PyTorch machine runs it."""
+  code = (f"import runpy; sys.argv = [{module!r}, *{[str(a) for a in args]!r}]\n"
+          f"runpy.run_module({module!r}, run_name='__main__')")
+  return python_without_tensorflow(code, folder, check=check, env=env)
 
 
 def fresh_python(code, env=None, check=True):

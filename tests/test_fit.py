@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import THREE_VOICES as VOICES
-from tests.helpers import ENV, cli, run
+from tests.helpers import ENV, cli, command_without_tensorflow, run
 
 from tfds_a2i import Builder
 
@@ -275,26 +275,40 @@ def test_a_dataset_of_another_clip_length_and_size_trains_and_predicts(dataset, 
 
 
 @pytest.mark.slow
-def test_the_jax_backend_trains_the_same_protocol_to_the_same_accuracy(dataset, trained,
-                                                                       tmp_path):
-  """KERAS_BACKEND=jax: the same networks, protocol and run folder (LDA back
-  end, fusion, config.json, metrics.json naming the backend); test accuracy
-  within two of the 18 test clips of the TensorFlow run's; the model then
-  predicts under TensorFlow."""
+def test_the_jax_backend_trains_without_tensorflow_to_the_same_accuracy(
+    dataset, dataset_array_record, trained, tmp_path):
+  """KERAS_BACKEND=jax where TensorFlow is not installed: the input comes
+  from the array_record build through tfds.data_source, with the same
+  networks, protocol and run folder (LDA back end, fusion, config.json and
+  metrics.json naming backend and device); test accuracy within two of the
+  18 test clips of the TensorFlow run's; the model then predicts under
+  TensorFlow. A TFRecord build is refused there in one line."""
   data_dir, corpus = dataset
   _, tf_metrics = trained
   env = dict(ENV, KERAS_BACKEND="jax")
-  run("trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", data_dir, "--output",
-      tmp_path, "--epochs", "25", "--batch_size", "8", env=env)
-  with open(tmp_path / "metrics.json") as f:
+  run_folder = tmp_path / "run"
+  out = command_without_tensorflow(
+      "trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", dataset_array_record,
+      "--output", run_folder, "--epochs", "25", "--batch_size", "8", folder=tmp_path, env=env)
+  assert "test accuracy" in out.stdout
+  with open(run_folder / "metrics.json") as f:
     m = json.load(f)
-  with open(tmp_path / "config.json") as f:
+  with open(run_folder / "config.json") as f:
     config = json.load(f)
   assert m["keras_backend"] == "jax" == config["versions"]["keras_backend"]
+  assert config["versions"]["tensorflow"] is None and m["device"] == "CPU"
   assert tf_metrics["keras_backend"] == "tensorflow"
   assert m["backend"]["name"] == "lda" and len(m["fusion"]["weights"]) == 2
   assert abs(m["test_accuracy"] - tf_metrics["test_accuracy"]) <= 2 / 18 + 1e-9
   assert m["test_accuracy"] >= 0.8
   wav = sorted((pathlib.Path(corpus) / "lo").iterdir())[0]
-  out = cli("trainer.predict", "--model", tmp_path / "model.keras", wav)
+  out = cli("trainer.predict", "--model", run_folder / "model.keras", wav)
   assert out.stdout.split("\t")[2] in [v.speaker for v in VOICES]
+  refused = command_without_tensorflow(
+      "trainer.fit", "--dataset", "a2i_speakers/three", "--data_dir", data_dir, "--output",
+      tmp_path / "refused", folder=tmp_path, env=env, check=False)
+  assert refused.returncode == 2
+  assert refused.stderr.strip().splitlines() == [
+      "error: a2i_speakers/three/2.0.0 is stored as tfrecord, which only TensorFlow reads, and "
+      "TensorFlow is not installed: install it, or rebuild the dataset with "
+      "--file_format array_record"]

@@ -134,12 +134,17 @@ class TrainConfig:
 def versions() -> dict:
   import keras
   import numpy
-  import tensorflow
   import tensorflow_datasets
 
   from pipeline.spec import DEFAULT_SPEC
 
-  return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
+  try:
+    import tensorflow
+
+    tensorflow_version = tensorflow.__version__
+  except ImportError:    # a JAX or PyTorch machine: the input comes from array_record
+    tensorflow_version = None
+  return {"python": platform.python_version(), "tensorflow": tensorflow_version,
           "keras": keras.__version__, "keras_backend": keras.backend.backend(),
           "tensorflow_datasets": tensorflow_datasets.__version__,
           "numpy": numpy.__version__, "encoding_spec": DEFAULT_SPEC.version}

@@ -1,15 +1,20 @@
 """The input pipeline: tfds -> channel selection -> cache -> shuffle -> batch -> prefetch,
-uint8 throughout (the model casts on its device)."""
+uint8 throughout (the model casts on its device).
+
+Where TensorFlow is installed the batches are a tf.data pipeline; where it
+is not (a JAX or PyTorch machine) they come from `tfds.data_source` over an
+array_record build (trainer.sources), the same batches for any Keras
+backend. Nothing here imports TensorFlow before it is used."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import os
 import sys
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from pipeline.spec import EncodingSpec, SpecMismatch
@@ -25,6 +30,11 @@ class DatasetUnusable(RuntimeError):
 
 class DatasetMissing(DatasetUnusable):
   pass
+
+
+def tensorflow_installed() -> bool:
+  """Whether the batches can be a tf.data pipeline (else trainer.sources)."""
+  return importlib.util.find_spec("tensorflow") is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,14 +57,18 @@ class Dataset:
   def speakers(self) -> list[str]:
     return list(self.info.features["speaker"].names)
 
+  @property
+  def file_format(self) -> str:
+    return self.info.file_format.value
+
 
 @dataclasses.dataclass
 class Splits:
   """Batches of (input, label) per split, and what they were made from."""
 
-  train: tf.data.Dataset
-  validation: tf.data.Dataset | None
-  test: tf.data.Dataset
+  train: object         # tf.data.Dataset, or trainer.sources.Batches without TensorFlow
+  validation: object | None
+  test: object
   speakers: list[str]
   dataset: Dataset | None = None   # None for inputs made from audio (the log-mel baseline)
   cached: tuple[str, ...] = ()     # splits held in memory (the rest stream from disk)
@@ -62,11 +76,15 @@ class Splits:
   @property
   def train_steps(self) -> int:
     """Batches per training epoch (`load` gives every split a known length)."""
-    return int(self.train.cardinality())
+    if hasattr(self.train, "cardinality"):
+      return int(self.train.cardinality())
+    return len(self.train)
 
   @property
   def input_shape(self) -> tuple[int, ...]:
-    return tuple(self.train.element_spec[0].shape[1:])
+    if hasattr(self.train, "element_spec"):
+      return tuple(self.train.element_spec[0].shape[1:])
+    return self.train.input_shape
 
 
 def open_dataset(name: str, data_dir: str | None) -> Dataset:
@@ -82,7 +100,10 @@ def open_dataset(name: str, data_dir: str | None) -> Dataset:
     spec = EncodingSpec.from_dict(dict(builder.info.metadata["encoding"]))
   except SpecMismatch as e:
     raise DatasetUnusable(f"{name}: {e}") from None
-  return Dataset(builder, spec)
+  dataset = Dataset(builder, spec)
+  if not tensorflow_installed():
+    _readable_without_tensorflow(dataset)
+  return dataset
 
 
 @functools.lru_cache(maxsize=8)
@@ -90,6 +111,11 @@ def descriptor_arrays(dataset: Dataset, split: str):
   """(descriptors (clips, 94), labels) of a split, in file order, images not
   decoded: what the classical baselines, verification's study mode and the
   open-set profiles read."""
+  if not tensorflow_installed():
+    from trainer.sources import labels_and_descriptors
+
+    labels, descriptors = labels_and_descriptors(dataset.builder, split)
+    return descriptors, labels
   ds = dataset.builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
   rows = [(ex["descriptors"], ex["speaker"]) for ex in tfds.as_numpy(ds)]
   return np.stack([r[0] for r in rows]), np.array([r[1] for r in rows])
@@ -126,16 +152,28 @@ def _how_to_build(name, data_dir):
       f" --data_dir {data_dir}" if data_dir else "")
 
 
+def _readable_without_tensorflow(dataset: Dataset) -> None:
+  if dataset.file_format != "array_record":
+    raise DatasetUnusable(
+        f"{dataset.info.full_name} is stored as {dataset.file_format}, which only TensorFlow "
+        "reads, and TensorFlow is not installed: install it, or rebuild the dataset with "
+        "--file_format array_record")
+
+
 def select_channels(image, channels: str):
+  import tensorflow as tf
+
   return tf.gather(image, CHANNELS[channels], axis=-1)
 
 
-def pipeline(ds: tf.data.Dataset, channels: str, batch_size: int, training: bool,
-             seed: int, speakers: list[int] | None = None,
-             cache: bool = True) -> tf.data.Dataset:
-  """(uint8 image, label) batches; images are cached as uint8 (with `cache`).
+def pipeline(ds, channels: str, batch_size: int, training: bool, seed: int,
+             speakers: list[int] | None = None, cache: bool = True):
+  """(uint8 image, label) batches of a tf.data dataset of examples; images
+  are cached as uint8 (with `cache`).
 
   `speakers` keeps only those labels, renumbered 0..len(speakers)-1."""
+  import tensorflow as tf
+
   if speakers:
     table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
         tf.constant(speakers, tf.int64), tf.range(len(speakers), dtype=tf.int64)), -1)
@@ -153,10 +191,12 @@ def pipeline(ds: tf.data.Dataset, channels: str, batch_size: int, training: bool
   return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def with_cardinality(ds: tf.data.Dataset) -> tf.data.Dataset:
+def with_cardinality(ds):
   """A dataset filtered by speaker has no static length; count its batches once
   (which fills its cache, read by the first epoch) and declare the count, so
   the schedule knows its steps and Keras knows where an epoch ends."""
+  import tensorflow as tf
+
   if int(ds.cardinality()) >= 0:
     return ds
   n = int(ds.reduce(0, lambda count, _: count + 1))
@@ -178,8 +218,12 @@ def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: 
          speakers: list[int] | None = None, budget: int | None = None) -> Splits:
   """The splits as batches. Splits are cached as uint8 in memory while they
   fit `budget` (default `cache_budget()`), training first: memory does not
-  grow with the corpus."""
+  grow with the corpus. Without TensorFlow, from an array_record build
+  through trainer.sources."""
   dataset = open_dataset(name, data_dir)
+  with_tf = tensorflow_installed()
+  if not with_tf:
+    from trainer.sources import Batches
   builder = dataset.builder
   splits = builder.info.splits
   side = dataset.image_size
@@ -194,6 +238,9 @@ def load(name: str, data_dir: str | None, channels: str, batch_size: int, seed: 
     if cache:
       left[0] -= size
       cached.append(s)
+    if not with_tf:
+      return Batches.of(builder, s, CHANNELS[channels], batch_size, training, seed, speakers,
+                        cache=cache)
     ds = builder.as_dataset(split=s, shuffle_files=training,
                             read_config=tfds.ReadConfig(shuffle_seed=seed))
     return with_cardinality(pipeline(ds, channels, batch_size, training, seed, speakers,
@@ -212,6 +259,7 @@ def from_arrays(train, validation, test, speakers: list[str], batch_size: int,
   """Splits of in-memory (inputs, labels) arrays (validation may be None),
   batched and shuffled as `pipeline` does images: for inputs computed from
   the audio rather than read from the dataset (the log-mel baseline)."""
+  import tensorflow as tf
 
   def split(arrays, training=False):
     if arrays is None:

@@ -13,6 +13,7 @@ module, or any of the trainer, changes nothing in the process.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -29,8 +30,9 @@ def start_tensorflow() -> None:
   """For a command's `main`: TensorFlow's C++ INFO and WARNING lines off
   (unless TF_CPP_MIN_LOG_LEVEL says otherwise; 0 shows everything), then
   TensorFlow imported and its GPUs listed with the notes above filtered.
-  Once per process; nothing to do if TensorFlow is imported already."""
-  if "tensorflow" in sys.modules:
+  Once per process; nothing to do if TensorFlow is imported already, or
+  not installed (the trainer then reads array_record builds without it)."""
+  if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
     return
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":

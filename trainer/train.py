@@ -89,6 +89,24 @@ def strategy_and_precision(choice: str = "auto"):
   return contextlib.nullcontext, policy, len(gpus)
 
 
+def device_name(gpus: int) -> str:
+  """What the model trained on: "CPU", or the GPU count and kind."""
+  if not gpus:
+    return "CPU"
+  import keras
+
+  kind = ""
+  if keras.backend.backend() == "jax":
+    import jax
+
+    kind = f" ({jax.devices()[0].device_kind})"
+  elif keras.backend.backend() == "torch":
+    import torch
+
+    kind = f" ({torch.cuda.get_device_name(0)})"
+  return f"{gpus} GPU{kind}"
+
+
 def _torch_gpus() -> list:
   import torch
 
@@ -148,18 +166,19 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
         keras.callbacks.ModelCheckpoint(os.path.join(folder, "model.keras"), monitor=monitor,
                                         save_best_only=True),
         keras.callbacks.BackupAndRestore(os.path.join(folder, "backup")),
-        keras.callbacks.TensorBoard(os.path.join(folder, "logs")),
         keras.callbacks.CSVLogger(os.path.join(folder, "history.csv"), append=True),
     ]
+    if data.tensorflow_installed():   # Keras writes TensorBoard logs through tf.summary
+      callbacks.append(keras.callbacks.TensorBoard(os.path.join(folder, "logs")))
   started = time.time()
   history = model.fit(splits.train, validation_data=held_out, epochs=epochs,
                       callbacks=callbacks, verbose=verbosity() if verbose is None else verbose,
-                      shuffle=False)   # the tf.data pipeline shuffles, seeded
+                      shuffle=False)   # the input pipeline shuffles, seeded
   fusion = heads.calibrate_fusion(model, held_out) if held_out is not None else None
   network = model
   if config.backend == "lda":
     with scope():
       model = heads.with_lda_head(network, splits.train, classes)
   return TrainResult(model, history, splits, epochs, time.time() - started,
-                     f"{gpus} GPU" if gpus else "CPU", precision, stopper.best_epoch + 1,
+                     device_name(gpus), precision, stopper.best_epoch + 1,
                      fusion, network, backend)
