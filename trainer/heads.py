@@ -60,6 +60,12 @@ def _arrays(x):
   return keras.tree.map_structure(np.asarray, x)
 
 
+def _numpy(tensor) -> np.ndarray:
+  """A backend's tensor as float64 numpy, fetched from its device (a CUDA
+  tensor of PyTorch has no `__array__` that copies it)."""
+  return keras.ops.convert_to_numpy(tensor).astype(np.float64)
+
+
 def fusion_layer(model: keras.Model) -> Fusion | None:
   return next((layer for layer in model.layers if isinstance(layer, Fusion)), None)
 
@@ -81,8 +87,7 @@ def calibrate_fusion(model: keras.Model, held_out) -> list[float] | None:
   for x, y in held_out:
     # Called directly (eagerly): one network per training in a study, and a
     # traced predict function per network would be retraced every time.
-    parts.append(np.stack([np.asarray(e, np.float64)
-                           for e in evidence(_arrays(x), training=False)], 1))
+    parts.append(np.stack([_numpy(e) for e in evidence(_arrays(x), training=False)], 1))
     labels.append(np.asarray(y))
   e, y = np.concatenate(parts), np.concatenate(labels)       # (n, groups, classes), (n,)
   rows = np.arange(len(y))
@@ -109,7 +114,7 @@ def embeddings_of(model: keras.Model, split) -> tuple[np.ndarray, np.ndarray]:
   parts, labels = [], []
   for x, y in split:
     # Called eagerly, as calibrate_fusion does: one network per training in a study.
-    parts.append(np.asarray(embed(_arrays(x), training=False), np.float64))
+    parts.append(_numpy(embed(_arrays(x), training=False)))
     labels.append(np.asarray(y))
   return np.concatenate(parts), np.concatenate(labels)
 
