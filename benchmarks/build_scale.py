@@ -44,7 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR, SECONDS, POOL = 16000, 4.0, 400
 
 
-def make_corpus(folder: str, files: int) -> str:
+def make_corpus(folder: str, files: int, seconds: float = SECONDS) -> str:
   """The largest corpus, written once; smaller ones are hard-linked subsets."""
   from pipeline import demo
 
@@ -63,7 +63,7 @@ def make_corpus(folder: str, files: int) -> str:
     speaker, x = pool[k % POOL]
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(str(k).encode()).digest()[:8],
                                                "big"))
-    y = np.zeros(int(SECONDS * SR), np.float32)
+    y = np.zeros(int(seconds * SR), np.float32)
     y[:len(x)] = x[:len(y)]
     y += rng.standard_normal(len(y)).astype(np.float32) * 10 ** (rng.uniform(-60, -45) / 20)
     y *= 10 ** (rng.uniform(-12, 0) / 20) / max(1e-6, float(np.abs(y).max()))
@@ -111,6 +111,38 @@ def build(corpus: str, data_dir: str, image_size: int, extra: list[str], repo: s
          "peak_rss_largest_worker_mb": round(worker / 2**20)}
   print(row, flush=True)
   return row
+
+
+def memory_only(args) -> None:
+  """Peak RSS against the corpus size: the default command at each of
+  --sizes (files of --seconds), and --before's checkout at --before_sizes;
+  the ratios of the largest size's peaks to the smallest's."""
+  largest = max(args.sizes + (args.before_sizes if args.before else []))
+  tag = f"{args.seconds:g}s"
+  full = make_corpus(os.path.join(args.work, f"corpus_{largest}_{tag}"), largest, args.seconds)
+  sizes = sorted(set(args.sizes + (args.before_sizes if args.before else [])))
+  corpus = {n: subset(full, os.path.join(args.work, f"corpus_{n}_{tag}"), n) for n in sizes}
+  data_dir = os.path.join(args.work, "tfds")
+  runs = {}
+  for n in args.sizes:
+    runs[f"default, {n} files"] = dict(build(corpus[n], data_dir, args.image_size, []),
+                                       image_size=args.image_size, files=n)
+  for n in (args.before_sizes if args.before else []):
+    runs[f"before, default, {n} files"] = dict(build(
+        corpus[n], data_dir, args.image_size, [], repo=os.path.abspath(args.before)),
+        image_size=args.image_size, files=n)
+  small, large = min(args.sizes), max(args.sizes)
+  a, b = runs[f"default, {small} files"], runs[f"default, {large} files"]
+  result = {"machine": machine(), "file_seconds": args.seconds,
+            "command": "python benchmarks/build_scale.py " + " ".join(sys.argv[1:]),
+            "runs": runs,
+            "derived": {f"launcher_rss_{large}_over_{small}": round(
+                            b["peak_rss_launcher_mb"] / a["peak_rss_launcher_mb"], 3),
+                        f"tree_rss_{large}_over_{small}": round(
+                            b["peak_rss_mb"] / a["peak_rss_mb"], 3)}}
+  print(json.dumps(result["derived"]))
+  with open(args.out, "w") as f:
+    json.dump(result, f, indent=1)
 
 
 def stage_alone(corpus: str, image_size: int, files: int) -> dict:
@@ -235,6 +267,10 @@ def main():
   p.add_argument("--before_sizes", type=int, nargs="+", default=[1000, 4000])
   p.add_argument("--work", default="/tmp/a2i_build_scale")
   p.add_argument("--out", default="docs/performance_scale.json")
+  p.add_argument("--seconds", type=float, default=SECONDS, help="length of each file")
+  p.add_argument("--memory_only", action="store_true",
+                 help="only the default command at --sizes (and --before at --before_sizes): "
+                      "peak RSS of the launcher and of the whole tree against the file count")
   p.add_argument("--extrapolate_only", action="store_true",
                  help="recompute the extrapolation of an existing --out file")
   args = p.parse_args()
@@ -251,6 +287,8 @@ def main():
       json.dump(result, f, indent=1)
     return
 
+  if args.memory_only:
+    return memory_only(args)
   largest = max(args.sizes + [args.workers_files, args.one_core_files, args.stage_files])
   full = make_corpus(os.path.join(args.work, f"corpus_{largest}"), largest)
   corpus = {n: subset(full, os.path.join(args.work, f"corpus_{n}"), n) for n in

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 
 from pipeline.audio import REASONS as AUDIO_REASONS
 from pipeline.corpus import CORPUS_REASONS
@@ -66,19 +67,28 @@ def leak_checks(records: list[dict], speaker_disjoint: bool = False) -> dict:
                                        "examples": [list(c) for c in copies[:10]]}}
 
 
-def build_report(records: list[dict], counters: dict, config, layout: str, version: str) -> dict:
-  records = sorted(records, key=lambda r: r["file"])
-  status = collections.Counter(r["status"] for r in records)
-  clips = collections.Counter()
-  files_per_split = collections.Counter()
-  speakers = collections.Counter()
+def report_summary(records, counters: dict, checks: dict, config, layout: str,
+                   version: str) -> dict:
+  """The build report without its files: what the dataset is, the summary,
+  the leak checks, the reasons and the job's counters, counted in one pass
+  over `records` (the report's records in file order, any iterable), and
+  the first few files not encoded as `examples` for the console."""
+  status, clips, files_per_split = collections.Counter(), collections.Counter(), collections.Counter()
+  speakers, failures, skipped = collections.Counter(), collections.Counter(), collections.Counter()
+  seconds, examples = 0.0, []
   for r in records:
+    status[r["status"]] += 1
+    seconds += r.get("seconds", 0.0)
     if r["status"] == "encoded":
       clips[r["split"]] += r["clips"]
       files_per_split[r["split"]] += 1
       speakers[r["speaker"]] += r["clips"]
-  failures = collections.Counter(r["reason"] for r in records if r["status"] == "failed")
-  skipped = collections.Counter(r["reason"] for r in records if r["status"] == "skipped")
+    elif r["status"] == "failed":
+      failures[r["reason"]] += 1
+    else:
+      skipped[r["reason"]] += 1
+    if r["status"] != "encoded" and len(examples) < 5:
+      examples.append(r)
   return {
       "dataset": {"name": "a2i_speakers", "config": config.name, "version": version,
                   "input": config.input or f"built-in:{config.demo}", "layout": layout,
@@ -87,7 +97,7 @@ def build_report(records: list[dict], counters: dict, config, layout: str, versi
                   "splits_file": getattr(config, "splits_file", None),
                   "escaped_speaker_names": escaped_names(config.speakers)},
       "summary": {
-          "files": len(records),
+          "files": sum(status.values()),
           "encoded": status["encoded"], "failed": status["failed"], "skipped": status["skipped"],
           "clips": sum(clips.values()),
           "clips_per_split": {s: clips[s] for s in SPLITS},
@@ -97,15 +107,31 @@ def build_report(records: list[dict], counters: dict, config, layout: str, versi
           "speakers_without_clips": sorted(set(config.speakers) - set(speakers)),
           "failures": dict(sorted(failures.items())),
           "skipped_by_reason": dict(sorted(skipped.items())),
-          "audio_seconds": round(sum(r.get("seconds", 0.0) for r in records), 1),
+          "audio_seconds": round(seconds, 1),
       },
-      "checks": leak_checks(records, speaker_disjoint=config.split_by == "speaker"
-                            and not getattr(config, "splits_file", None)),
+      "checks": checks,
       "reasons": {"failed": {r: explain("failed", r) for r in sorted(failures)},
                   "skipped": {r: explain("skipped", r) for r in sorted(skipped)}},
       "counters": counters,
-      "files": records,
+      "examples": examples,
   }
+
+
+def write_report(out, summary: dict, records) -> None:
+  """build_report.json to the text stream `out`: `summary` (report_summary,
+  less its examples) and then every record of `records`, one at a time, in
+  the layout `json.dumps(report, indent=1)` gives the whole report."""
+  head = {k: v for k, v in summary.items() if k != "examples"}
+  text = json.dumps(dict(head, files=[]), indent=1, ensure_ascii=False)
+  assert text.endswith('"files": []\n}')
+  out.write(text[:-len("[]\n}")])
+  first = True
+  for r in records:
+    out.write(("[\n" if first else ",\n")
+              + "\n".join("  " + line for line in json.dumps(r, indent=1, ensure_ascii=False)
+                           .split("\n")))
+    first = False
+  out.write("[]\n}" if first else "\n ]\n}")
 
 
 def format_summary(report: dict, location: str = "") -> str:
@@ -135,7 +161,8 @@ def format_summary(report: dict, location: str = "") -> str:
   for title, counts in (("failed", s["failures"]), ("skipped", s["skipped_by_reason"])):
     for reason, n in counts.items():
       lines.append(f"  {title:8} {n} x {reason}: {explain(title, reason)}")
-  examples = [r for r in report["files"] if r["status"] != "encoded"][:5]
+  examples = report.get("examples") or [r for r in report.get("files", ())
+                                         if r["status"] != "encoded"][:5]
   for r in examples:
     lines.append(f"    {r['status']}: {r['file']}: {r['reason']}"
                  + (f" ({r['detail']})" if r.get("detail") else ""))

@@ -1,22 +1,29 @@
 """Beam transforms that turn a listed corpus into written shards.
 
-    records, shards = files | 'BuildShards' >> BuildShards(spec, image_size, ...)
+    written = chunks | 'BuildShards' >> BuildShards(spec, image_size, ..., work=folder)
 
-One job, two passes over the audio, and only small things between them:
+One job, two passes over the audio, and nothing per file between them: the
+runner carries only names of files that the workers write and read through
+Beam's filesystems, so neither the launcher nor the runner holds anything
+per file of the corpus (docs/scaling.md).
 
-1. AnalyseCorpus: decode and cut every file, one report record each (clips,
-   or the reason it cannot be used).
-2. PlanShards: from those records alone, assign splits (pipeline.splits)
-   and deal recordings into shards (pipeline.shards): a singleton plan.
-3. WriteShard, one task per shard after a Reshuffle: decode, cut, encode,
-   serialise and write the shard's TFRecord file, all in the worker that
+1. AnalyseChunk, one task per listing chunk (`write_listing`): decode and
+   cut every file of the chunk, and write one analysis line each (clips, or
+   the reason it cannot be used; its audio's fingerprint) to a file of its own.
+2. PlanShards, one task: from those files alone, assign splits
+   (pipeline.splits), find the files that repeat another (the same file under
+   two names, the same audio in two formats), deal recordings into shards
+   (pipeline.shards), and write each shard's task, the report's records in
+   file order and the leak checks.
+3. WriteShard, one task per shard after a Reshuffle: read its task, decode,
+   cut, encode, serialise and write the shard's file, all in the worker that
    owns the shard. Images never cross a shuffle, so memory is bounded by a
    shard and workers scale until the disk does.
 
-Each DoFn does one thing and counts it. A file that cannot be used goes to
-the `failed` output with its reason. Splits are assigned from the files that
-gave clips, so broken files never take a speaker's validation or test
-places and no split is announced that would end up empty.
+Each DoFn does one thing and counts it. A file that cannot be used gets its
+reason in the report. Splits are assigned from the files that gave clips, so
+broken files never take a speaker's validation or test places and no split
+is announced that would end up empty.
 """
 
 from __future__ import annotations
@@ -75,51 +82,95 @@ class _CoreDoFn(beam.DoFn):
     prepare_process()
 
 
-class Decode(_CoreDoFn):
-  """file -> (file, waveform at the working rate)."""
+def analyse_file(f: CorpusFile, spec: EncodingSpec, max_seconds: float):
+  """(report record, fingerprint or None) of one file: how many clips it
+  gives, or why none. Counted in the job's metrics."""
+  notes = []
+  try:
+    x = load_audio(f.path, spec, max_seconds, notes, opener_for(f.path))
+  except AudioError as e:
+    Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
+    return report_record(f, "failed", e.reason, e.detail), None
+  Metrics.counter(NAMESPACE, "files_decoded").inc()
+  Metrics.counter(NAMESPACE, "audio_seconds_decoded").inc(int(round(len(x) / spec.sample_rate)))
+  if notes:
+    Metrics.counter(NAMESPACE, "files_repaired").inc()
+    f = dataclasses.replace(f, detail="; ".join(notes))
+  seconds = len(x) / spec.sample_rate
+  try:
+    clips = segment(x, spec)
+  except AudioError as e:
+    Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
+    return report_record(f, "failed", e.reason, e.detail, seconds=seconds), None
+  Metrics.counter(NAMESPACE, "clips_cut").inc(len(clips))
+  return (report_record(f, "encoded", detail=f.detail, clips=len(clips), seconds=seconds),
+          fingerprint(x))
 
-  def __init__(self, spec: EncodingSpec, max_seconds: float):
-    self.spec, self.max_seconds = spec, max_seconds
-    self.decoded = Metrics.counter(NAMESPACE, "files_decoded")
-    self.seconds = Metrics.counter(NAMESPACE, "audio_seconds_decoded")
 
-  def process(self, f):
-    notes = []
-    try:
-      x = load_audio(f.path, self.spec, self.max_seconds, notes, opener_for(f.path))
-    except AudioError as e:
-      Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
-      yield beam.pvalue.TaggedOutput(FAILED, (f, report_record(f, "failed", e.reason, e.detail)))
-      return
-    self.decoded.inc()
-    self.seconds.inc(int(round(len(x) / self.spec.sample_rate)))
-    if notes:
-      Metrics.counter(NAMESPACE, "files_repaired").inc()
-      f = dataclasses.replace(f, detail="; ".join(notes))
-    yield f, x
+def read_lines(path: str):
+  """The lines of a text file, through Beam's filesystems."""
+  with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    for line in io.TextIOWrapper(f, encoding="utf-8"):
+      if line.strip():
+        yield line
 
 
-class Cut(_CoreDoFn):
-  """(file, waveform) -> (file, report record): how many clips it gives, or why none."""
+def write_text(path: str, lines) -> None:
+  """Writes lines to `path` through Beam's filesystems, under a temporary
+  name renamed into place: a retried task rewrites the same file."""
+  with FileSystems.create(path + ".partial",
+                          compression_type=CompressionTypes.UNCOMPRESSED) as out:
+    for line in lines:
+      out.write(line.encode("utf-8"))
+  _publish(path + ".partial", path)
 
-  def __init__(self, spec: EncodingSpec):
-    self.spec = spec
-    self.clips = Metrics.counter(NAMESPACE, "clips_cut")
 
-  def process(self, item):
-    f, x = item
-    seconds = len(x) / self.spec.sample_rate
-    try:
-      clips = segment(x, self.spec)
-    except AudioError as e:
-      Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
-      yield f, report_record(f, "failed", e.reason, e.detail, seconds=seconds)
-      return
-    self.clips.inc(len(clips))
-    # The fingerprint goes to the plan (which encodes a recording stored
-    # twice once), not to the report.
-    yield f, dict(report_record(f, "encoded", detail=f.detail, clips=len(clips),
-                                seconds=seconds), fingerprint=fingerprint(x))
+def _join(folder: str, name: str) -> str:
+  return folder.rstrip("/") + "/" + name
+
+
+def write_listing(files, folder: str, per_chunk: int = 200) -> tuple[list[str], str]:
+  """Streams CorpusFiles into listing chunks (JSON lines) of `per_chunk`
+  files in `folder`, never holding more than one chunk. Returns (the chunk
+  paths, a digest of the whole listing)."""
+  digest, paths, lines = hashlib.sha256(), [], []
+
+  def flush():
+    path = _join(folder, f"listing-{len(paths):05d}.jsonl")
+    write_text(path, lines)
+    paths.append(path)
+    lines.clear()
+
+  for f in files:
+    line = json.dumps(dataclasses.asdict(f), ensure_ascii=True, sort_keys=True) + "\n"
+    digest.update(line.encode("utf-8"))
+    lines.append(line)
+    if len(lines) == per_chunk:
+      flush()
+  if lines:
+    flush()
+  return paths, digest.hexdigest()
+
+
+class AnalyseChunk(_CoreDoFn):
+  """A listing chunk -> the path of its analysis: one JSON line per file,
+  {"file": the CorpusFile, "record": its report record, "fingerprint":
+  [samples, hex of the values] or null}."""
+
+  def __init__(self, spec: EncodingSpec, max_seconds: float, folder: str):
+    self.spec, self.max_seconds, self.folder = spec, max_seconds, folder
+
+  def process(self, chunk: str):
+    lines = []
+    for line in read_lines(chunk):
+      f = CorpusFile(**json.loads(line))
+      record, fp = analyse_file(f, self.spec, self.max_seconds)
+      lines.append(json.dumps({"file": dataclasses.asdict(f), "record": record,
+                               "fingerprint": fp and [fp.samples, fp.packed.hex()]},
+                              ensure_ascii=True, sort_keys=True) + "\n")
+    path = _join(self.folder, chunk.replace("\\", "/").rsplit("/", 1)[-1])
+    write_text(path, lines)
+    yield path
 
 
 def png_bytes(image) -> bytes:
@@ -218,7 +269,8 @@ def write_shard(path: str, records) -> int:
 
 
 class WriteShard(_CoreDoFn):
-  """ShardTask -> the shard file written, and what each of its recordings gave.
+  """ShardTask (or the path of one, written by PlanShards) -> the shard file
+  written, and what each of its recordings gave.
 
   The whole heavy chain (decode -> cut -> encode -> serialise -> write) runs
   here, for one shard at a time. Examples are written in the order of a hash
@@ -243,7 +295,9 @@ class WriteShard(_CoreDoFn):
       return None
     return self.outcomes.rstrip("/") + "/" + path.replace("\\", "/").rsplit("/", 1)[-1] + ".json"
 
-  def process(self, task: shards.ShardTask):
+  def process(self, task):
+    if isinstance(task, str):
+      task = read_task(task)
     path = self.shard_path(task.split, task.index, task.num_shards)
     record = self._outcome_path(path)
     if record and FileSystems.exists(path) and FileSystems.exists(record):
@@ -282,81 +336,117 @@ class WriteShard(_CoreDoFn):
     yield outcome
 
 
-class AnalyseCorpus(beam.PTransform):
-  """PCollection[CorpusFile] -> (file, report record) per file: clips, or why not."""
-
-  def __init__(self, spec: EncodingSpec, max_seconds: float):
-    super().__init__()
-    self.spec, self.max_seconds = spec, max_seconds
-
-  def expand(self, files):
-    decoded = (files
-               | "FanOutFiles" >> beam.Reshuffle()
-               | "Decode" >> beam.ParDo(Decode(self.spec, self.max_seconds)).with_outputs(
-                   FAILED, main="audio"))
-    cut = decoded.audio | "Cut" >> beam.ParDo(Cut(self.spec))
-    return (decoded[FAILED], cut) | "MergeReports" >> beam.Flatten()
+def task_line(task: shards.ShardTask) -> str:
+  return json.dumps({"split": task.split, "index": task.index, "num_shards": task.num_shards,
+                     "files": [[dataclasses.asdict(f), n] for f, n in task.files]},
+                    ensure_ascii=True, sort_keys=True) + "\n"
 
 
-def _clip_count(item):
-  """(file, record) -> (file, clips, audio fingerprint) for files that gave
-  clips: all the plan needs."""
-  f, record = item
-  if record["status"] == "encoded":
-    yield f, record["clips"], record["fingerprint"]
+def read_task(path: str) -> shards.ShardTask:
+  t = json.loads(next(read_lines(path)))
+  return shards.ShardTask(t["split"], t["index"], t["num_shards"],
+                          tuple((CorpusFile(**f), n) for f, n in t["files"]))
 
 
-def _report_record(item) -> dict:
-  """(file, record) -> the record as the build report keeps it."""
-  return {k: v for k, v in item[1].items() if k != "fingerprint"}
-
-
-def _duplicate_record(item) -> dict:
-  """A correction to a file's analysis record (applied by the report): the
-  file is skipped as a duplicate, or, under official splits, kept and noted."""
-  relpath, original, official = item
+def _duplicate_record(record: dict, original: str, official: bool) -> dict:
+  """A file whose audio another file already holds: skipped (encoded once),
+  or, under official splits, kept where the list puts it and noted."""
   if official:
-    return {"file": relpath, "same_audio_as": original, "correction": "note",
-            "detail": f"same audio as {original}"}
-  return {"file": relpath, "status": "skipped", "reason": "duplicate",
-          "detail": f"same audio as {original}", "clips": 0, "correction": True}
+    return dict(record, same_audio_as=original,
+                detail="; ".join(filter(None, [record["detail"], f"same audio as {original}"])))
+  return dict(record, status="skipped", reason="duplicate", detail=f"same audio as {original}",
+              clips=0)
+
+
+class PlanShards(beam.DoFn):
+  """All analysis files (one element: their paths) -> a path per shard task.
+
+  Reads every file's analysis, makes the plan (pipeline.shards: splits,
+  duplicates, shards), and writes to `folder`: `tasks/<split>-<index>.json`
+  (a shard's recordings), `records-<k>.jsonl` (the report's line of every
+  file, `skipped` included, in file order, with its split) and
+  `checks.json` (report.leak_checks). Everything the plan holds is per
+  file, but it is held here, by one worker, not by the runner."""
+
+  def __init__(self, image_size: int, fractions, split_by: str, folder: str,
+               skipped: str | None = None, speaker_disjoint: bool = False,
+               per_part: int = 20000):
+    self.image_size, self.fractions, self.split_by = image_size, tuple(fractions), split_by
+    self.folder, self.skipped, self.speaker_disjoint = folder, skipped, speaker_disjoint
+    self.per_part = per_part
+
+  def process(self, analysis_paths):
+    from pipeline.fingerprint import Fingerprint
+    from pipeline.report import leak_checks
+
+    records, analysed = {}, []
+    for path in sorted(analysis_paths):
+      for line in read_lines(path):
+        row = json.loads(line)
+        f, record = CorpusFile(**row["file"]), row["record"]
+        records[f.relpath] = json.dumps(record, sort_keys=True)
+        if row["fingerprint"] and record["clips"] > 0:
+          samples, packed = row["fingerprint"]
+          analysed.append((f, record["clips"], Fingerprint(samples, bytes.fromhex(packed))))
+    plan = shards.plan(analysed, self.image_size, self.fractions, self.split_by)
+    del analysed
+    for task in plan.tasks:
+      path = _join(self.folder, f"tasks/{task.split}-{task.index:05d}.json")
+      write_text(path, [task_line(task)])
+      yield path
+    skipped = (json.loads(line) for line in read_lines(self.skipped)) if self.skipped else ()
+    for r in skipped:
+      records[r["file"]] = json.dumps(r, sort_keys=True)
+    encoded, part, lines = [], 0, []
+    for name in sorted(records):
+      r = json.loads(records.pop(name))
+      if name in plan.duplicates:
+        r = _duplicate_record(r, plan.duplicates[name], plan.official)
+      if r["status"] == "encoded" and name in plan.split_of:
+        r["split"] = plan.split_of[name]
+        encoded.append({k: r.get(k) for k in ("file", "status", "group", "speaker", "split",
+                                              "same_audio_as")})
+      lines.append(json.dumps(r, ensure_ascii=True, sort_keys=True) + "\n")
+      if len(lines) == self.per_part:
+        write_text(_join(self.folder, f"records-{part:05d}.jsonl"), lines)
+        part, lines = part + 1, []
+    if lines or part == 0:
+      write_text(_join(self.folder, f"records-{part:05d}.jsonl"), lines)
+    write_text(_join(self.folder, "checks.json"),
+               [json.dumps(leak_checks(encoded, self.speaker_disjoint))])
 
 
 class BuildShards(beam.PTransform):
-  """PCollection[CorpusFile] -> (analysis record per file, outcome per shard written).
+  """PCollection[path of a listing chunk] -> outcome per shard written.
 
-  A shard's outcome names its split and, per recording, the clips written:
-  with the analysis records, everything the build report needs.
+  A shard's outcome names its split and, per recording, the clips written.
+  The report's records, in file order with their planned split, and the
+  leak checks are written to `work` (PlanShards); `skipped`, if given, is a
+  JSON-lines file of report records of files the listing refused.
   `shard_path(split, index, num_shards)` names a shard's file, `serialize`
   turns an example into bytes: both come from the dataset builder.
   """
 
   def __init__(self, spec: EncodingSpec, image_size: int, max_seconds: float,
-               fractions, split_by: str, shard_path, serialize, outcomes: str | None = None):
+               fractions, split_by: str, shard_path, serialize, work: str,
+               outcomes: str | None = None, skipped: str | None = None,
+               speaker_disjoint: bool = False):
     super().__init__()
     self.spec, self.image_size, self.max_seconds = spec, image_size, max_seconds
     self.fractions, self.split_by = tuple(fractions), split_by
     self.shard_path, self.serialize, self.outcomes = shard_path, serialize, outcomes
+    self.work, self.skipped, self.speaker_disjoint = work, skipped, speaker_disjoint
 
-  def expand(self, files):
-    analysed = files | "AnalyseCorpus" >> AnalyseCorpus(self.spec, self.max_seconds)
-    plan = (analysed
-            | "ClipCounts" >> beam.FlatMap(_clip_count)
-            | "CollectCounts" >> beam.combiners.ToList()
-            | "PlanShards" >> beam.Map(shards.plan, self.image_size, self.fractions,
-                                       self.split_by))
-    # Files whose audio another file already holds: not encoded, reported.
-    duplicates = (plan
-                  | "Duplicates" >> beam.FlatMap(
-                      lambda p: [(rel, first, p.official)
-                                 for rel, first in sorted(p.duplicates.items())]))
-    records = ((analysed | "Records" >> beam.Map(_report_record),
-                duplicates | "DuplicateRecords" >> beam.Map(_duplicate_record))
-               | "AllRecords" >> beam.Flatten())
-    written = (plan
-               | "ShardTasks" >> beam.FlatMap(lambda p: p.tasks)
-               | "FanOutShards" >> beam.Reshuffle()
-               | "WriteShards" >> beam.ParDo(WriteShard(self.spec, self.image_size,
-                                                        self.max_seconds, self.shard_path,
-                                                        self.serialize, self.outcomes)))
-    return records, written
+  def expand(self, chunks):
+    return (chunks
+            | "FanOutChunks" >> beam.Reshuffle()
+            | "AnalyseChunks" >> beam.ParDo(AnalyseChunk(self.spec, self.max_seconds,
+                                                         _join(self.work, "analysis")))
+            | "AllAnalysed" >> beam.combiners.ToList()
+            | "PlanShards" >> beam.ParDo(PlanShards(self.image_size, self.fractions,
+                                                    self.split_by, self.work, self.skipped,
+                                                    self.speaker_disjoint))
+            | "FanOutShards" >> beam.Reshuffle()
+            | "WriteShards" >> beam.ParDo(WriteShard(self.spec, self.image_size,
+                                                     self.max_seconds, self.shard_path,
+                                                     self.serialize, self.outcomes)))

@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from pipeline import splits
-from pipeline.corpus import detect_layout, list_corpus
+from pipeline.corpus import detect_layout, list_corpus, stream_corpus
 from pipeline.corpus.manifest import ManifestError
 from tests.helpers import tone, write_wav
 
@@ -45,6 +45,35 @@ def test_folders_layout_accounts_for_every_file(tmp_path):
   assert f["alice/a1.wav"].group == "alice/a1.wav"
   assert (f["loose.wav"].status, f["bob/notes.txt"].status, f["bob/link.wav"].status) == (
       "no_speaker", "not_audio", "outside_root")
+
+
+def test_a_build_streams_the_listing_that_list_corpus_gives(tmp_path):
+  """stream_corpus (what a build lists, one file at a time, remembering a
+  number per file) refuses the same second names as list_corpus: a hard link
+  in another folder, symlinks to a real file and to a hard-linked one, two
+  symlinks to a file the walk refuses (the first kept); every other file as
+  listed."""
+  root = tmp_path / "corpus"
+  real = touch(root, "ana/real.wav")
+  touch(root, "ben/b1.wav")
+  touch(root, "ben/notes.wav.txt", audio=False)
+  (root / "cyd").mkdir()
+  os.link(real, root / "cyd" / "hard.wav")
+  (root / "dan").mkdir()
+  os.symlink(real, root / "dan" / "to_real.wav")
+  os.symlink(root / "cyd" / "hard.wav", root / "dan" / "to_hard.wav")
+  (root / "eve").mkdir()
+  os.symlink(root / "ben" / "notes.wav.txt", root / "eve" / "a.wav")
+  os.symlink(root / "ben" / "notes.wav.txt", root / "eve" / "b.wav")
+  listed = {f.relpath: (f.status, f.detail, f.speaker, f.group) for f in list_corpus(str(root))[1]}
+  layout, files = stream_corpus(str(root))
+  streamed = {f.relpath: (f.status, f.detail, f.speaker, f.group) for f in files}
+  assert layout == "folders" and streamed == listed
+  assert streamed["cyd/hard.wav"][:2] == ("duplicate", "same file as ana/real.wav")
+  assert streamed["dan/to_real.wav"][:2] == ("duplicate", "same file as ana/real.wav")
+  assert streamed["dan/to_hard.wav"][:2] == ("duplicate", "same file as ana/real.wav")
+  assert streamed["eve/a.wav"][0] == "audio"
+  assert streamed["eve/b.wav"][:2] == ("duplicate", "same file as eve/a.wav")
 
 
 def test_librispeech_groups_by_chapter(tmp_path):

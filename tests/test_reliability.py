@@ -274,7 +274,7 @@ def start_build_until_its_job_runs(args, config_dir, **popen):
   proc = subprocess.Popen(args, env=ENV, **popen)
   deadline = time.time() + 120
   while time.time() < deadline and proc.poll() is None:
-    if list(config_dir.glob("incomplete.*/_build/listing.jsonl")):
+    if list(config_dir.glob("incomplete.*/_build/state.json")):
       break
     time.sleep(0.05)
   assert proc.poll() is None, "the build ended before it could be interrupted"

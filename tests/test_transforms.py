@@ -1,10 +1,12 @@
 """The Beam transforms in process (TestPipeline + assert_that), on real decoded speech.
 
-BuildShards is run on a tiny corpus; the shards it writes are read back with
-TensorFlow's TFRecord reader and TFDS's feature decoder, and every image is
-recomputed from the audio.
+BuildShards is run on a tiny corpus listed in chunks; the shards it writes
+are read back with TensorFlow's TFRecord reader and TFDS's feature decoder,
+and every image is recomputed from the audio; the report's records come from
+the files its plan wrote.
 """
 
+import json
 import os
 
 import apache_beam as beam
@@ -25,7 +27,7 @@ from pipeline.encode import encode_clip
 from pipeline.espeak import synthesize
 from pipeline.spec import DEFAULT_SPEC
 from pipeline.fingerprint import fingerprint
-from pipeline.transforms import BuildShards, WriteShard
+from pipeline.transforms import BuildShards, WriteShard, write_listing
 from tests.helpers import BucketLikeFileSystem, write_wav
 from tfds_a2i import A2iSpeakersConfig, Builder
 from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import ExampleSerializer
@@ -62,6 +64,30 @@ def shard_namer(folder):
   return lambda split, index, n: os.path.join(folder, f"{split}-{index:05d}-of-{n:05d}")
 
 
+def build(files, work, shard_folder, features, per_chunk=3):
+  """BuildShards over `files` listed in chunks of `per_chunk`, its work files
+  in `work`: (the outcome of each shard, the report's records in file
+  order)."""
+  chunks, _ = write_listing(files, os.path.join(str(work), "listing"), per_chunk)
+  assert len(chunks) == -(-len(files) // per_chunk)
+  with TestPipeline() as p:
+    written = (p
+               | beam.Create(chunks)
+               | BuildShards(DEFAULT_SPEC, SIZE, 60.0, (0.8, 0.1, 0.1), "recording",
+                             shard_namer(str(shard_folder)), ExampleSerializer(features),
+                             work=str(work))
+               | beam.Map(json.dumps))
+    collected = os.path.join(str(work), "outcomes")
+    _ = written | beam.io.WriteToText(collected)
+  outcomes = [json.loads(line) for part in sorted(os.listdir(str(work)))
+              if part.startswith("outcomes")
+              for line in open(os.path.join(str(work), part)) if line.strip()]
+  records = [json.loads(line) for part in sorted(os.listdir(str(work)))
+             if part.startswith("records-")
+             for line in open(os.path.join(str(work), part)) if line.strip()]
+  return outcomes, records
+
+
 def read_shard(path, features):
   return [tfds.as_numpy(features.deserialize_example(record))
           for record in tf.data.TFRecordDataset(path)]
@@ -76,20 +102,12 @@ def test_build_shards_reports_every_file_and_writes_each_clip_once(corpus, featu
   plan = shards.plan([(f, clips[f.relpath], digests[f.relpath]) for f in files[:-1]], SIZE)
   assert sum(clips.values()) == 15 and len(plan.tasks) == 3
 
-  with TestPipeline() as p:
-    records, written = (p
-                        | beam.Create(files)
-                        | BuildShards(DEFAULT_SPEC, SIZE, 60.0, (0.8, 0.1, 0.1), "recording",
-                                      shard_namer(str(tmp_path)), ExampleSerializer(features)))
-    assert_that(records | "Outcome" >> beam.Map(lambda r: (r["file"], r["status"], r["reason"],
-                                                           r["clips"], r["split"])),
-                equal_to([(rel, "encoded", "", n, None) for rel, n in clips.items()]
-                         + [("ben/junk.wav", "failed", "corrupt", 0, None)]),
-                label="records")
-    assert_that(written | "Lengths" >> beam.Map(lambda s: (s["split"], s["index"],
-                                                           s["examples"], len(s["files"]))),
-                equal_to([(t.split, t.index, t.num_clips, len(t.files)) for t in plan.tasks]),
-                label="shards")
+  outcomes, records = build(files, tmp_path / "work", tmp_path, features)
+  assert [(r["file"], r["status"], r["reason"], r["clips"], r["split"]) for r in records] == \
+      sorted([(rel, "encoded", "", n, plan.split_of[rel]) for rel, n in clips.items()]
+             + [("ben/junk.wav", "failed", "corrupt", 0, None)])
+  assert sorted((s["split"], s["index"], s["examples"], len(s["files"])) for s in outcomes) == \
+      sorted((t.split, t.index, t.num_clips, len(t.files)) for t in plan.tasks)
 
   seen = set()
   for task in plan.tasks:
@@ -121,18 +139,12 @@ def test_one_recording_stored_in_two_sample_formats_is_encoded_once(corpus, feat
     sf.write(str(tmp_path / rel.replace("/", "_")), x * 0.9, rate, subtype=subtype)
     copies.append(CorpusFile(str(tmp_path / rel.replace("/", "_")), rel, rel.split("/")[0], rel))
   assert not np.array_equal(*(load_audio(c.path) for c in copies))
-  with TestPipeline() as p:
-    records, _ = (p
-                  | beam.Create(files[:3] + copies)
-                  | BuildShards(DEFAULT_SPEC, SIZE, 60.0, (0.8, 0.1, 0.1), "recording",
-                                shard_namer(str(tmp_path)), ExampleSerializer(features)))
-    assert_that(records | beam.Filter(lambda r: r["file"] in ("ana/take_float.wav",
-                                                              "cyd/take_24bit.wav"))
-                | beam.Map(lambda r: (r["file"], r["status"], r.get("reason"),
-                                      r.get("correction", False))),
-                equal_to([("ana/take_float.wav", "encoded", "", False),
-                          ("cyd/take_24bit.wav", "encoded", "", False),
-                          ("cyd/take_24bit.wav", "skipped", "duplicate", True)]))
+  _, records = build(files[:3] + copies, tmp_path / "work", tmp_path, features)
+  copies_seen = [(r["file"], r["status"], r["reason"], r["detail"]) for r in records
+                 if r["file"] in ("ana/take_float.wav", "cyd/take_24bit.wav")]
+  assert copies_seen == [("ana/take_float.wav", "encoded", "", ""),
+                         ("cyd/take_24bit.wav", "skipped", "duplicate",
+                          "same audio as ana/take_float.wav")]
 
 
 def test_a_file_that_changed_after_the_analysis_is_reported_as_written(corpus, features,
@@ -165,17 +177,19 @@ def test_corpus_and_shards_on_a_filesystem_only_beam_can_open(corpus, features, 
       (str(p.relative_to(root)), p.parent.name) for p in root.rglob("*.wav")}
   out = tmp_path / "bucket"
   out.mkdir()
+  chunks, _ = write_listing(files, BucketLikeFileSystem.PREFIX + str(tmp_path / "listing"), 4)
   with TestPipeline() as p:
-    records, written = (p
-                        | beam.Create(files)
-                        | BuildShards(DEFAULT_SPEC, SIZE, 60.0, (0.8, 0.1, 0.1), "recording",
-                                      shard_namer(BucketLikeFileSystem.PREFIX + str(out)),
-                                      ExampleSerializer(features)))
-    assert_that(records | beam.Map(lambda r: (r["file"], r["status"], r["clips"])),
-                equal_to([(f.relpath, "encoded", n) for f, n in
-                          [(f, len(segment(load_audio(str(root / f.relpath)))))
-                           for f in files if not f.relpath.endswith("junk.wav")]]
-                         + [("ben/junk.wav", "failed", 0)]))
+    _ = (p
+         | beam.Create(chunks)
+         | BuildShards(DEFAULT_SPEC, SIZE, 60.0, (0.8, 0.1, 0.1), "recording",
+                       shard_namer(BucketLikeFileSystem.PREFIX + str(out)),
+                       ExampleSerializer(features),
+                       work=BucketLikeFileSystem.PREFIX + str(tmp_path / "work")))
+  records = [json.loads(line) for part in sorted((tmp_path / "work").glob("records-*"))
+             for line in part.read_text().splitlines()]
+  assert [(r["file"], r["status"], r["clips"]) for r in records] == sorted(
+      [(f.relpath, "encoded", len(segment(load_audio(str(root / f.relpath)))))
+       for f in files if not f.relpath.endswith("junk.wav")] + [("ben/junk.wav", "failed", 0)])
   written_here = {p.name: read_shard(str(p), features) for p in out.iterdir()}
   assert sum(len(rows) for rows in written_here.values()) == 15
   for rows in written_here.values():

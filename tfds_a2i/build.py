@@ -26,7 +26,7 @@ import sys
 
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.console import CommandParser
-from pipeline.corpus import LAYOUTS, is_url, list_corpus
+from pipeline.corpus import LAYOUTS, is_url, stream_corpus
 from pipeline.spec import DEFAULT_SPEC, IMAGE_SIZES
 
 
@@ -227,14 +227,19 @@ def _dataset_config(parser, args, fractions, name: str):
                   max_seconds=args.max_seconds, spec=spec.to_json())
   if args.input:
     root = args.input if is_url(args.input) else os.path.abspath(args.input)
+    speakers, listed = set(), 0
     try:
-      layout, files = list_corpus(root, args.layout)
+      layout, files = stream_corpus(root, args.layout)
+      for f in files:        # one file at a time: only the speakers are kept
+        listed += 1
+        if f.status == "audio":
+          speakers.add(f.speaker)
     except (ValueError, OSError) as e:
       parser.error(str(e))
-    speakers = tuple(sorted({f.speaker for f in files if f.status == "audio"}))
+    speakers = tuple(sorted(speakers))
     if not speakers:
       parser.error(f"--input {args.input}: no audio file in a speaker folder "
-                   f"({len(files)} files, layout {layout})")
+                   f"({listed} files, layout {layout})")
     return A2iSpeakersConfig(name=name, input=root, layout=layout, speakers=speakers,
                              splits_file=args.splits_file,
                              description=f"Built from {root} ({layout} layout"
@@ -319,8 +324,7 @@ def _build_locked(parser, args, beam_args, fractions, name: str, data_dir) -> in
   if staging is not None:
     _swap_in(epath.Path(builder.data_dir), version_dir)
     staging.rmtree()
-  print(format_summary(json.loads((version_dir / REPORT_FILE).read_text(encoding="utf-8")),
-                       os.fspath(version_dir)))
+  print(format_summary(builder.report_summary, os.fspath(version_dir)))
   where = f" --data_dir {args.data_dir}" if args.data_dir else ""
   print(f"  report   {os.fspath(version_dir / REPORT_FILE)}\n"
         f"  next     python -m trainer.fit --dataset a2i_speakers/{name}{where}")

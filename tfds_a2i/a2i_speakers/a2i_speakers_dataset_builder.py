@@ -11,7 +11,6 @@ the corpus in memory and serialises the workers.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import json
@@ -25,8 +24,8 @@ from tensorflow_datasets.core.dataset_builder import FileReaderBuilder
 
 from pipeline import demo, splits
 from pipeline.audio import DEFAULT_MAX_SECONDS
-from pipeline.corpus import CorpusFile, list_corpus
-from pipeline.report import BuildError, build_report, report_record
+from pipeline.corpus import CorpusFile, stream_corpus
+from pipeline.report import BuildError, report_record, report_summary, write_report
 from pipeline.spec import DESCRIPTOR_NAMES, EncodingSpec
 from tfds_a2i.a2i_speakers.progress import ShardProgress
 
@@ -104,70 +103,83 @@ class Builder(FileReaderBuilder):
     # dataset, or `--help`, needs neither Beam nor its start-up warnings.
     import apache_beam as beam
 
-    from pipeline.transforms import BuildShards
+    from pipeline.transforms import BuildShards, write_listing
 
     c = self.builder_config
     root = c.input or demo.materialise(demo.CORPORA[c.demo], str(dl_manager.download_dir))
-    layout, files = list_corpus(root, c.layout)
-    listed = []
-    if c.splits_file:
-      files, listed = with_official_splits(files, splits.read_splits_file(c.splits_file))
-    usable = [f for f in files if f.status == "audio"]
-    skipped = [report_record(f, "skipped", f.status, f.detail)
-               for f in files if f.status != "audio"] + listed
-    if not usable:
-      raise BuildError(f"no audio file found under {root} ({len(files)} files, layout {layout})")
+    layout, files = stream_corpus(root, c.layout)
+    table = splits.read_splits_file(c.splits_file) if c.splits_file else None
 
-    # The listing goes through a file, not the job description: a million
-    # files would not fit in one. Workers read it, and write small JSON
-    # outcomes beside it; only the shards stay in the dataset folder.
+    # Nothing per file stays here: the listing is streamed into chunk files
+    # that the workers read, refused entries into a file of report records;
+    # the workers write their analysis, the plan, the shards and the report's
+    # records beside them, and only file names cross the runner.
     work = epath.Path(self.data_dir) / "_build"
     work.mkdir(parents=True, exist_ok=True)
-    listing = "".join(json.dumps(dataclasses.asdict(f), ensure_ascii=True) + "\n" for f in usable)
-    (work / "listing.jsonl").write_text(listing)
-    state = {"listing_sha256": hashlib.sha256(listing.encode()).hexdigest(),
+    count = {"audio": 0, "listed": 0}
+    skipped_path = work / "skipped.jsonl"
+    with skipped_path.open("w", encoding="utf-8") as skipped:
+
+      def usable():
+        for f in (with_official_splits(files, table, skipped) if table is not None else files):
+          count["listed"] += 1
+          if f.status == "audio":
+            count["audio"] += 1
+            yield f
+          else:
+            skipped.write(json.dumps(report_record(f, "skipped", f.status, f.detail),
+                                     sort_keys=True) + "\n")
+
+      chunks, listing_sha256 = write_listing(usable(), os.fspath(work / "listing"))
+    if not count["audio"]:
+      raise BuildError(f"no audio file found under {root} ({count['listed']} files, "
+                       f"layout {layout})")
+    state = {"listing_sha256": listing_sha256,
              "settings": json.loads(json.dumps(dataclasses.asdict(c), default=str)),
              "file_format": str(self.info.file_format.value), "code": code_digest(),
              "version": str(self.version)}
     (work / "outcomes").mkdir(parents=True, exist_ok=True)
     resumed = self._resume(state)
     (work / "state.json").write_text(json.dumps(state, sort_keys=True))
-    features = self.info.features
     build = BuildShards(c.encoding, c.image_size, c.max_seconds, c.fractions, c.split_by,
                         shard_path=ShardPath(self._templates()),
-                        serialize=ExampleSerializer(features),
-                        outcomes=os.fspath(work / "outcomes"))
-    with ShardProgress(epath.Path(self.data_dir), len(usable)), \
+                        serialize=ExampleSerializer(self.info.features), work=os.fspath(work),
+                        outcomes=os.fspath(work / "outcomes"), skipped=os.fspath(skipped_path),
+                        speaker_disjoint=c.split_by == "speaker" and not c.splits_file)
+    with ShardProgress(epath.Path(self.data_dir), count["audio"]), \
         beam.Pipeline(options=download_config.beam_options) as p:
-      records, written = (p
-                          | "ReadListing" >> beam.io.ReadFromText(os.fspath(work / "listing.jsonl"))
-                          | "ParseListing" >> beam.Map(lambda line: CorpusFile(**json.loads(line)))
-                          | "BuildShards" >> build)
-      _ = (records
-           | "RecordsToJson" >> beam.Map(json.dumps, sort_keys=True)
-           | "WriteRecords" >> beam.io.WriteToText(os.fspath(work / "records"),
-                                                   file_name_suffix=".jsonl"))
-      _ = (written
+      _ = (p
+           | "ListingChunks" >> beam.Create(chunks)
+           | "BuildShards" >> build
            | "ShardsToJson" >> beam.Map(json.dumps, sort_keys=True)
            | "WriteShardInfos" >> beam.io.WriteToText(os.fspath(work / "shards"),
                                                       file_name_suffix=".jsonl"))
-    records, written = _read_parts(work, "records"), _read_parts(work, "shards")
+    shard_infos, deviations = _shard_outcomes(work)
     if resumed is not None:
-      print(f"resumed: {resumed} of {len(written)} shards already written", flush=True)
+      print(f"resumed: {resumed} of {len(shard_infos)} shards already written", flush=True)
     counters = _counters(p.result)
-    work.rmtree()
+    checks = json.loads((work / "checks.json").read_text())
+    parts = sorted(work.glob("records-*.jsonl"))
 
-    if not written:
-      failures = collections.Counter(r["reason"] for r in records)
+    def records():
+      for part in parts:
+        with part.open(encoding="utf-8") as f:
+          for line in f:
+            if line.strip():
+              yield _as_written(json.loads(line), deviations)
+
+    summary = report_summary(records(), counters, checks, config=c, layout=layout,
+                             version=str(self.version))
+    if not shard_infos:
+      work.rmtree()
       raise BuildError("no file of the corpus could be used: " + ", ".join(
-          f"{n} {reason}" for reason, n in sorted(failures.items())))
-    records = _as_written(records, written)
-    self.info.set_splits(tfds.core.SplitDict(self._split_infos(written)))
-    report = build_report(skipped + records, counters, config=c, layout=layout,
-                          version=str(self.version))
+          f"{n} {reason}" for reason, n in sorted(summary["summary"]["failures"].items())))
+    self.info.set_splits(tfds.core.SplitDict(self._split_infos(shard_infos)))
     # Inside TFDS's temporary folder: the report appears with the data or not at all.
-    (epath.Path(self.data_dir) / REPORT_FILE).write_text(
-        json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    with (epath.Path(self.data_dir) / REPORT_FILE).open("w", encoding="utf-8") as out:
+      write_report(out, summary, records())
+    work.rmtree()
+    self.report_summary = summary
 
   def _resume(self, state: dict) -> int | None:
     """Takes over the shards a killed build of the same corpus listing,
@@ -225,25 +237,27 @@ class Builder(FileReaderBuilder):
     return infos
 
 
-def with_official_splits(files: list[CorpusFile], table: dict[str, str]):
-  """(the listing with each audio file's official split, or refused as not
-  listed; report records of the listed paths no corpus file matched)."""
-  out, matched = [], set()
+def with_official_splits(files, table: dict[str, str], skipped=None):
+  """The listing with each audio file's official split, or refused as not
+  listed; then report records of the listed paths no corpus file matched,
+  written to `skipped` (a text file) when given. A generator."""
+  matched = set()
   for f in files:
     split, name = splits.official_split(f.relpath, table)
     if name is not None:
       matched.add(name)
     if f.status != "audio":
-      out.append(f)
+      yield f
     elif split is None:
-      out.append(f.refused("not_in_splits_file"))
+      yield f.refused("not_in_splits_file")
     else:
-      out.append(dataclasses.replace(f, split=split))
-  missing = [{"file": name, "speaker": None, "group": None, "split": table[name],
+      yield dataclasses.replace(f, split=split)
+  for name in sorted(set(table) - matched):
+    record = {"file": name, "speaker": None, "group": None, "split": table[name],
               "status": "skipped", "reason": "listed_not_found",
               "detail": f"the splits file puts it in {table[name]}", "clips": 0, "seconds": 0.0}
-             for name in sorted(set(table) - matched)]
-  return out, missing
+    if skipped is not None:
+      skipped.write(json.dumps(record, sort_keys=True) + "\n")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,45 +299,36 @@ def code_digest() -> str:
   return digest.hexdigest()[:16]
 
 
-def _read_parts(folder: epath.Path, prefix: str) -> list[dict]:
-  return [json.loads(line) for part in sorted(folder.glob(f"{prefix}-*"))
-          for line in part.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _shard_outcomes(work: epath.Path) -> tuple[list[dict], dict[str, dict]]:
+  """(what each shard holds: split, index, examples, bytes; the files whose
+  shard found them otherwise than the analysis did), streamed from the
+  outcome files: one line per shard, files not kept."""
+  infos, deviations = [], {}
+  for part in sorted(work.glob("shards-*")):
+    with part.open(encoding="utf-8") as f:
+      for line in f:
+        if not line.strip():
+          continue
+        shard = json.loads(line)
+        for o in shard.pop("files"):
+          if "reason" in o or o["clips"] != o["expected"]:
+            deviations[o["file"]] = dict(o, split=shard["split"])
+        infos.append(shard)
+  return infos, deviations
 
 
-def _as_written(records: list[dict], written: list[dict]) -> list[dict]:
-  """The analysis records with the split and clip count of what the shard
-  writers wrote: the report describes the dataset on disk, even if a file
-  changed after the analysis pass."""
-  outcome = {f["file"]: dict(f, split=shard["split"]) for shard in written
-             for f in shard["files"]}
-  corrections = {r["file"]: r for r in records if r.get("correction") is True}
-  notes = {r["file"]: r for r in records if r.get("correction") == "note"}
-  out = []
-  for r in records:
-    if r.get("correction"):
-      continue
-    if r["file"] in notes:                # a duplicate kept where official splits put it
-      note = notes[r["file"]]
-      r = dict(r, same_audio_as=note["same_audio_as"],
-               detail="; ".join(filter(None, [r["detail"], note["detail"]])))
-    if r["file"] in corrections:          # a duplicate: decoded, then left out by the plan
-      fix = corrections[r["file"]]
-      out.append(dict(r, status=fix["status"], reason=fix["reason"], detail=fix["detail"],
-                      clips=0))
-      continue
-    o = outcome.get(r["file"])
-    if o is None:
-      out.append(r)
-    elif "reason" in o:
-      out.append(dict(r, status="failed", reason=o["reason"], clips=0,
-                      detail=f"{o['detail']} (the file changed after the analysis pass)"))
-    elif o["clips"] != o["expected"]:
-      out.append(dict(r, clips=o["clips"], split=o["split"], detail="; ".join(filter(None, [
-          r["detail"], f"{o['expected']} clips at analysis, {o['clips']} when encoded "
-                       "(the file changed)"]))))
-    else:
-      out.append(dict(r, split=o["split"]))
-  return out
+def _as_written(r: dict, deviations: dict[str, dict]) -> dict:
+  """A planned record as the shard writers wrote it: the report describes
+  the dataset on disk, even if a file changed after the analysis pass."""
+  o = deviations.get(r["file"])
+  if o is None:
+    return r
+  if "reason" in o:
+    return dict(r, status="failed", reason=o["reason"], clips=0, split=None,
+                detail=f"{o['detail']} (the file changed after the analysis pass)")
+  return dict(r, clips=o["clips"], split=o["split"], detail="; ".join(filter(None, [
+      r["detail"], f"{o['expected']} clips at analysis, {o['clips']} when encoded "
+                   "(the file changed)"])))
 
 
 def _counters(pipeline_result) -> dict[str, int]:
