@@ -282,8 +282,6 @@ def _build(parser, args, beam_args: list[str], fractions) -> int:
 
 
 def _build_locked(parser, args, beam_args, fractions, name: str, data_dir) -> int:
-  import json
-
   import tensorflow_datasets as tfds
   from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
   from etils import epath

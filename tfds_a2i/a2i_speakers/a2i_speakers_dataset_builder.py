@@ -24,7 +24,7 @@ from tensorflow_datasets.core.dataset_builder import FileReaderBuilder
 
 from pipeline import demo, splits
 from pipeline.audio import DEFAULT_MAX_SECONDS
-from pipeline.corpus import CorpusFile, stream_corpus
+from pipeline.corpus import stream_corpus
 from pipeline.report import BuildError, report_record, report_summary, write_report
 from pipeline.spec import DESCRIPTOR_NAMES, EncodingSpec
 from tfds_a2i.a2i_speakers.progress import ShardProgress
