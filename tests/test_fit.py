@@ -59,13 +59,19 @@ def test_metrics_schema_and_consistency(trained, dataset):
   assert config["settings"]["epochs"] == 25 and config["settings"]["batch_size"] == 8
   # The network's two plane groups fused with weights fitted on validation;
   # the same network with weights of 1 is scored for comparison. The saved
-  # model answers with the default back end, LDA on the embedding, and the
-  # network's own softmax is scored beside it.
+  # model answers with the back end the default (auto) chose on validation,
+  # by its rule, and both candidates are scored beside it.
   weights = m["fusion"]["weights"]
   assert len(weights) == 2 and min(weights) >= 0 and weights != [1.0, 1.0]
   assert round(m["fusion"]["test_accuracy_weights_1"] * 18, 6).is_integer()
-  assert m["backend"]["name"] == "lda" and config["settings"]["backend"] == "lda"
-  assert round(m["backend"]["test_accuracy_softmax"] * 18, 6).is_integer()
+  b = m["backend"]
+  assert b["name"] == "auto" and config["settings"]["backend"] == "auto"
+  right = {k: v["right"] for k, v in b["validation"].items()}
+  assert b["chosen"] == ("softmax" if right["softmax"] - right["lda"] >= b["margin_clips"]
+                         else "lda")
+  assert b["validation"]["lda"]["clips"] == m["test_examples"] == 18   # 15 % of 120 each
+  assert m["test_accuracy"] == b[f"test_accuracy_{b['chosen']}"]
+  assert round(b["test_accuracy_softmax"] * 18, 6).is_integer()
   from trainer.predict import load_run
 
   model, _ = load_run(str(output / "model.keras"))
@@ -298,7 +304,7 @@ def test_the_jax_backend_trains_without_tensorflow_to_the_same_accuracy(
   assert m["keras_backend"] == "jax" == config["versions"]["keras_backend"]
   assert config["versions"]["tensorflow"] is None and m["device"] == "CPU"
   assert tf_metrics["keras_backend"] == "tensorflow"
-  assert m["backend"]["name"] == "lda" and len(m["fusion"]["weights"]) == 2
+  assert m["backend"]["name"] == "auto" and len(m["fusion"]["weights"]) == 2
   assert abs(m["test_accuracy"] - tf_metrics["test_accuracy"]) <= 2 / 18 + 1e-9
   assert m["test_accuracy"] >= 0.8
   wav = sorted((pathlib.Path(corpus) / "lo").iterdir())[0]

@@ -77,3 +77,47 @@ def test_lda_head_is_the_network_up_to_its_embedding(tmp_path):
   lda.save(tmp_path / "m.keras")
   again = keras.saving.load_model(tmp_path / "m.keras", compile=False)
   np.testing.assert_allclose(again.predict(x.astype(np.float32), verbose=0), got, atol=1e-6)
+
+
+def _fixed(logits):
+  """A model that answers softmax(x @ logits) for one-hot inputs x."""
+  import keras
+
+  inputs = keras.Input((len(logits),))
+  layer = keras.layers.Dense(len(logits[0]), use_bias=False, activation="softmax")
+  model = keras.Model(inputs, layer(inputs))
+  layer.set_weights([np.asarray(logits, np.float32)])
+  return model
+
+
+def test_backend_auto_keeps_lda_unless_the_softmax_is_clearly_better():
+  """--backend auto: LDA, unless the softmax is right on at least 2 % and at
+  least 2 more validation clips; one clip more, a tie or no validation split
+  keeps LDA. The record holds each candidate's numbers and the margin."""
+  from trainer.heads import choose_backend
+
+  x = np.eye(3, dtype=np.float32)
+  right = [[4, 0, 0], [0, 4, 0], [0, 0, 4]]
+  unsure = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+  one_wrong = [[4, 0, 0], [0, 4, 0], [4, 0, 0]]
+  two_wrong = [[4, 0, 0], [4, 0, 0], [4, 0, 0]]
+  held_out = [(x[:2], np.array([0, 1])), (x[2:], np.array([2]))]
+  chosen, record = choose_backend({"softmax": _fixed(right), "lda": _fixed(two_wrong)},
+                                  held_out)
+  assert chosen == "softmax" and record["chosen"] == "softmax" and record["margin_clips"] == 2
+  assert record["validation"]["lda"]["accuracy"] == 1 / 3
+  assert record["validation"]["softmax"]["right"] == 3
+  assert record["validation"]["softmax"]["clips"] == 3
+  p = np.exp(4) / (np.exp(4) + 2)
+  assert np.isclose(record["validation"]["softmax"]["cross_entropy"], -np.log(p), atol=1e-5)
+  assert choose_backend({"softmax": _fixed(right), "lda": _fixed(one_wrong)},
+                        held_out)[0] == "lda"            # one clip more: not enough
+  chosen, record = choose_backend({"softmax": _fixed(right), "lda": _fixed(unsure)}, held_out)
+  assert chosen == "lda"                     # as many right: the surer softmax does not win
+  assert record["validation"]["softmax"]["cross_entropy"] < \
+      record["validation"]["lda"]["cross_entropy"]
+  assert choose_backend({"softmax": _fixed(right), "lda": _fixed(two_wrong)}, None)[0] == "lda"
+  big = [(np.tile(x, (50, 1)), np.tile(np.array([0, 1, 2]), 50))]        # 150 clips: 3 needed
+  two_of_150 = [[4, 0, 0], [0, 4, 0], [0, 0, 4]]
+  assert choose_backend({"softmax": _fixed(two_of_150), "lda": _fixed(two_of_150)},
+                        big)[1]["margin_clips"] == 3

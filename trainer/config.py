@@ -21,7 +21,7 @@ CONFIG_FILE = "config.json"
 CHANNELS = ("rgb", "r", "g", "b", "rg", "rb", "gb")
 MODELS = ("cells", "paper")
 POOLINGS = ("all", "voiced")
-BACKENDS = ("softmax", "lda")
+BACKENDS = ("softmax", "lda", "auto")
 
 
 def _field(default, help: str, **kw):
@@ -39,8 +39,10 @@ class TrainConfig:
   channels: str = _field("rgb", "planes the model sees", choices=CHANNELS)
   pooling: str = _field("all", "cells: each descriptor track's histogram over 'all' frames, "
                                "or 'voiced': over all and over voiced frames", choices=POOLINGS)
-  backend: str = _field("lda", "classifier on the embedding: 'lda' fitted on the training "
-                               "clips' embeddings, or the network's own 'softmax'",
+  backend: str = _field("auto", "classifier on the embedding: 'lda' fitted on the training "
+                                "clips' embeddings, the network's own 'softmax', or 'auto': "
+                                "LDA unless the softmax is clearly better on the validation "
+                                "split (docs/training.md)",
                         choices=BACKENDS)
   epochs: int | None = _field(None, "length of the learning-rate schedule (default: sized "
                                     "from the dataset, ~1,500 steps within 8-60 epochs)")

@@ -84,8 +84,13 @@ def main(argv=None) -> int:
   # either way save what is evaluated, so model.keras is the reported model.
   result.model.save(os.path.join(folder, "model.keras"))
   metrics = report.write(result, config, folder)
+  chosen = metrics["backend"].get("chosen")
   softmax = metrics["backend"].get("test_accuracy_softmax")
-  backend = f" (LDA; the network's softmax {softmax:.4f})" if softmax is not None else ""
+  if chosen:
+    backend = (f" ({'LDA' if chosen == 'lda' else 'the softmax'}, chosen on validation; "
+               f"softmax {softmax:.4f}, LDA {metrics['backend']['test_accuracy_lda']:.4f})")
+  else:
+    backend = f" (LDA; the network's softmax {softmax:.4f})" if softmax is not None else ""
   print(f"test accuracy {metrics['test_accuracy']:.4f}{backend} on "
         f"{metrics['test_examples']} clips, {len(result.splits.speakers)} speakers, "
         f"{metrics['epochs_run']} epochs in {result.seconds / 60:.1f} min -> {folder}")

@@ -17,6 +17,8 @@ clips spread in the embedding, and it is the spread that unseen clips meet.
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 from keras import layers
@@ -129,3 +131,45 @@ def with_lda_head(model: keras.Model, train, classes: int) -> keras.Model:
   outputs = head(model.get_layer("embedding").output)
   head.set_weights([weights.astype(np.float32), biases.astype(np.float32)])
   return keras.Model(model.input, outputs, name=model.name)
+
+
+def held_out_scores(model: keras.Model, held_out) -> dict:
+  """Accuracy and mean cross-entropy (nats) of `model` on a split of
+  (images, labels)."""
+  right, loss, n = 0, 0.0, 0
+  for x, y in held_out:
+    prob = np.asarray(model.predict_on_batch(_arrays(x)), np.float64)
+    y = np.asarray(y)
+    right += int((prob.argmax(axis=1) == y).sum())
+    loss += float(-np.log(np.clip(prob[np.arange(len(y)), y], 1e-12, 1.0)).sum())
+    n += len(y)
+  return {"accuracy": right / max(n, 1), "cross_entropy": loss / max(n, 1), "clips": n}
+
+
+# How many more validation clips the softmax must get right than LDA to be
+# kept: a share of the validation split, and never fewer than MARGIN_CLIPS.
+MARGIN_SHARE, MARGIN_CLIPS = 0.02, 2
+
+
+def choose_backend(candidates: dict, held_out) -> tuple[str, dict]:
+  """`--backend auto`: LDA on the embedding (`candidates["lda"]`) unless the
+  network's own softmax (`candidates["softmax"]`) is right on clearly more
+  clips of the validation split: at least 2 % of them, and at least 2. The
+  comparison leans towards the softmax, so a tie or a clip or two goes to
+  LDA: the kept epoch and the fusion weights were both chosen on these same
+  clips, which LDA (fitted on the training clips) never saw
+  (docs/training.md measures the lean). Without a validation split, LDA.
+  Returns (the chosen name, the record metrics.json keeps: the rule, each
+  candidate's validation accuracy, cross-entropy and clips right)."""
+  if held_out is None:
+    return "lda", {"chosen": "lda", "why": "no validation split"}
+  scores = {name: held_out_scores(model, held_out) for name, model in candidates.items()}
+  n = scores["lda"]["clips"]
+  right = {name: round(v["accuracy"] * v["clips"]) for name, v in scores.items()}
+  margin = max(MARGIN_CLIPS, math.ceil(MARGIN_SHARE * n))
+  chosen = "softmax" if right["softmax"] - right["lda"] >= margin else "lda"
+  for name in scores:
+    scores[name]["right"] = right[name]
+  return chosen, {"chosen": chosen, "validation": scores, "margin_clips": margin,
+                  "why": "LDA unless the softmax is right on at least margin_clips more "
+                         "validation clips"}

@@ -93,11 +93,18 @@ def _fusion_effect(model, test, labels, weights):
 
 def _backend_effect(result, config, test, labels):
   """The back end and, beside it, the test accuracy of the network's own
-  softmax (the same number as test_accuracy with backend softmax)."""
+  softmax (the same number as test_accuracy with backend softmax); with
+  backend auto, also LDA's, and what was chosen on what evidence."""
   out = {"name": config.backend}
-  if result.network is not None and result.network is not result.model:
-    _, prob, _ = predict(result.network, test)
-    out["test_accuracy_softmax"] = float((prob.argmax(axis=1) == labels).mean())
+  if result.backend_choice is not None:
+    out.update(result.backend_choice)
+  for name, alternative in (("softmax", result.network), ("lda", result.lda)):
+    if alternative is None or (name == "lda" and config.backend != "auto"):
+      continue
+    if name == "softmax" and alternative is result.model and config.backend != "auto":
+      continue
+    _, prob, _ = predict(alternative, test)
+    out[f"test_accuracy_{name}"] = float((prob.argmax(axis=1) == labels).mean())
   return out
 
 

@@ -1,0 +1,230 @@
+"""The trainer's defaults on every real corpus we have, over seeds, against the
+classical baselines; and the errors read.
+
+    benchmarks/corpora/klettres.sh REAL && benchmarks/corpora/ktuberling.sh REAL
+    python benchmarks/real_defaults.py --real REAL --data_dir D --runs RUNS --seeds 3
+
+Corpora (REAL/real_speakers.csv split by source; each speaker is also a
+language and a recording setup): KLettres (20 native speakers, letters and
+syllables, 22-128 kHz) and KTuberling (one volunteer per language, spoken
+words; its four Serbian folders hold the same files, which the build keeps
+once). alsa-utils' 8 announcements are one voice: no identification corpus
+on their own.
+
+For each corpus, built at 128 px, split by recording 80/10/10:
+1. per seed, `python -m trainer.fit --backend auto --seed S`: `cells`, its
+   test accuracy with the network's softmax, with LDA, and with the one the
+   validation split chose (metrics.json: backend);
+2. `python -m trainer.ablate --rows logmel_cnn,egemaps_logreg,descriptors_logreg
+   --backend auto --seeds N`: the log-mel TDNN trained by the same protocol
+   and back-end rule, eGeMAPS and the 94 descriptors by logistic regression;
+3. the errors: every misclassified test clip of every seed's run (the
+   chosen back end's answer), with its recording's duration, the clip's
+   level and SNR (from its audio, cut as the build cut it), and the pair of
+   speakers; beside them the same numbers over all test clips.
+
+Writes --out (JSON: every run's metrics summary, each row, each error, the
+commands) and prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
+from benchmarks.real_protocols import command  # noqa: E402
+
+CORPORA = {"klettres": "KLettres: 20 speakers, each a language and a recording setup",
+           "ktuberling": "KTuberling: one volunteer per language, each its own recording setup"}
+
+
+def manifest(real: str, corpus: str) -> str:
+  """REAL/<corpus>.csv: the lines of real_speakers.csv under <corpus>/."""
+  path = os.path.join(real, f"{corpus}.csv")
+  with open(os.path.join(real, "real_speakers.csv")) as f:
+    lines = f.read().splitlines()
+  with open(path, "w") as f:
+    f.write("\n".join([lines[0], *[l for l in lines[1:] if l.startswith(corpus + "/")]]) + "\n")
+  return path
+
+
+def clip_facts(path: str, clip_index: int) -> dict:
+  """Duration of the recording, level and SNR of one of its clips, cut as
+  the build cut it: level = RMS over the clip's active frames (dBFS); SNR
+  = the 90th minus the 10th percentile of its frame levels (dB)."""
+  from pipeline.audio import load_audio
+  from pipeline.clips import frame_rms_db, segment
+  from pipeline.spec import DEFAULT_SPEC
+
+  wave = load_audio(path)
+  clip = segment(wave)[clip_index].samples
+  levels = frame_rms_db(clip)
+  return {"recording_seconds": round(len(wave) / DEFAULT_SPEC.sample_rate, 3),
+          "level_dbfs": round(float(np.percentile(levels, 90)), 1),
+          "snr_db": round(float(np.percentile(levels, 90) - np.percentile(levels, 10)), 1)}
+
+
+def errors_of(run: str, dataset: str, data_dir: str, root: str) -> tuple[list, list]:
+  """(misclassified test clips, facts of every test clip) of one run."""
+  import tensorflow_datasets as tfds
+
+  from trainer.data import CHANNELS
+  from trainer.predict import load_run
+
+  model, settings = load_run(os.path.join(run, "model.keras"))
+  speakers = settings["speakers"]
+  planes = CHANNELS[settings["channels"]]
+  ds = tfds.builder(dataset, data_dir=data_dir).as_dataset(split="test", shuffle_files=False)
+  examples = list(tfds.as_numpy(ds))
+  images = np.stack([ex["image"][..., planes] for ex in examples])
+  prob = np.concatenate([np.asarray(model.predict_on_batch(images[k:k + 64]))
+                         for k in range(0, len(images), 64)])
+  wrong, every = [], []
+  for ex, p in zip(examples, prob):
+    recording = ex["recording"].decode()
+    facts = clip_facts(os.path.join(root, recording), int(ex["clip_index"]))
+    row = {"recording": recording, "clip_index": int(ex["clip_index"]),
+           "speaker": speakers[int(ex["speaker"])], **facts}
+    every.append(row)
+    if int(p.argmax()) != int(ex["speaker"]):
+      wrong.append(dict(row, predicted=speakers[int(p.argmax())],
+                        probability=round(float(p.max()), 3)))
+  return wrong, every
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--real", help="the folder of klettres.sh and ktuberling.sh")
+  p.add_argument("--data_dir")
+  p.add_argument("--runs")
+  p.add_argument("--seeds", type=int, default=3)
+  p.add_argument("--corpora", nargs="+", default=list(CORPORA))
+  p.add_argument("--out", default="docs/results/defaults_real.json")
+  p.add_argument("--summarise_only", action="store_true",
+                 help="recompute the rule's choices, the error summary and the table of --out")
+  args = p.parse_args(argv)
+  if args.summarise_only:
+    with open(args.out) as f:
+      return summarise(json.load(f), args.out)
+  if not (args.real and args.data_dir and args.runs):
+    p.error("--real, --data_dir and --runs are needed (or --summarise_only)")
+  out = {"command": "python benchmarks/real_defaults.py " + shlex.join(
+      sys.argv[1:] if argv is None else argv), "corpora": {}}
+  if os.path.exists(args.out):
+    with open(args.out) as f:
+      out["corpora"] = json.load(f).get("corpora", {})
+  for corpus in args.corpora:
+    name = f"real_{corpus}_128"
+    dataset = f"a2i_speakers/{name}"
+    done = [command("pipeline.build", "--input", manifest(args.real, corpus), "--name",
+                    name, "--image_size", "128", "--data_dir", args.data_dir,
+                    "--runner=DirectRunner")]
+    row = {"about": CORPORA[corpus], "runs": [], "errors": [], "commands": done}
+    for seed in range(args.seeds):
+      run = os.path.join(args.runs, f"{name}_seed{seed}")
+      done.append(command("trainer.fit", "--dataset", dataset, "--data_dir", args.data_dir,
+                          "--output", run, "--backend", "auto", "--seed", seed))
+      with open(os.path.join(run, "metrics.json")) as f:
+        m = json.load(f)
+      row["runs"].append({"seed": seed, "test_examples": m["test_examples"],
+                          "speakers": len(m["speakers"]), "backend": m["backend"],
+                          "test_accuracy": m["test_accuracy"], "epochs_run": m["epochs_run"],
+                          "fusion": m["fusion"]})
+      wrong, every = errors_of(run, dataset, args.data_dir, args.real)
+      row["errors"].append({"seed": seed, "wrong": wrong})
+      row["test_clips"] = every
+    ablation = os.path.join(args.runs, f"{name}_baselines")
+    done.append(command("trainer.ablate", "--dataset", dataset, "--data_dir", args.data_dir,
+                        "--output", ablation, "--rows",
+                        "logmel_cnn,egemaps_logreg,descriptors_logreg", "--backend", "auto",
+                        "--seeds", args.seeds))
+    with open(os.path.join(ablation, "ablation.json")) as f:
+      row["baselines"] = json.load(f)
+    out["corpora"][corpus] = row
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+      json.dump(out, f, indent=1)
+  return summarise(out, args.out)
+
+
+def summarise(out: dict, path: str) -> int:
+  """Adds the back-end rule's choice per run and the error summary per
+  corpus to `out`, writes it to `path` and prints the table."""
+  for row in out["corpora"].values():
+    row["auto_rule"] = [auto_choice(r["backend"]) for r in row["runs"]]
+    row["error_summary"] = error_summary(row)
+  with open(path, "w") as f:
+    json.dump(out, f, indent=1)
+  print(table(out))
+  return 0
+
+
+def auto_choice(backend: dict) -> str:
+  """What `--backend auto` (trainer.heads.choose_backend) picks from a run's
+  recorded validation numbers: the rule applied afresh to every run."""
+  import math
+
+  from trainer.heads import MARGIN_CLIPS, MARGIN_SHARE
+
+  v = backend["validation"]
+  right = {k: round(x["accuracy"] * x["clips"]) for k, x in v.items()}
+  margin = max(MARGIN_CLIPS, math.ceil(MARGIN_SHARE * v["lda"]["clips"]))
+  return "softmax" if right["softmax"] - right["lda"] >= margin else "lda"
+
+
+def error_summary(row: dict) -> dict:
+  """What the misclassified test clips of a corpus have in common: their
+  recordings' duration, their level and SNR against all test clips'
+  (medians), the speaker pairs confused, and the clips wrong in every seed."""
+  every = row["test_clips"]
+  wrong = [w for e in row["errors"] for w in e["wrong"]]
+
+  def medians(rows):
+    return {k: float(np.median([r[k] for r in rows])) if rows else None
+            for k in ("recording_seconds", "level_dbfs", "snr_db")}
+
+  pairs, clips = {}, {}
+  for w in wrong:
+    pair = f"{w['speaker']} -> {w['predicted']}"
+    pairs[pair] = pairs.get(pair, 0) + 1
+    key = f"{w['recording']}#{w['clip_index']}"
+    clips[key] = clips.get(key, 0) + 1
+  short = sum(r["recording_seconds"] < 2.048 for r in every) / max(len(every), 1)
+  return {"errors_all_seeds": len(wrong), "test_clips": len(every),
+          "median_wrong": medians(wrong), "median_all": medians(every),
+          "share_of_recordings_under_one_clip_all": round(short, 3),
+          "share_of_recordings_under_one_clip_wrong": round(
+              sum(w["recording_seconds"] < 2.048 for w in wrong) / max(len(wrong), 1), 3),
+          "pairs": dict(sorted(pairs.items(), key=lambda kv: -kv[1])),
+          "wrong_in_every_seed": sorted(k for k, n in clips.items()
+                                        if n == len(row["errors"]))}
+
+
+def table(out: dict) -> str:
+  lines = ["| corpus | speakers | test clips | softmax | LDA | auto (validation) | log-mel TDNN | eGeMAPS | descriptors |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for corpus, row in out["corpora"].items():
+    runs = row["runs"]
+
+    def mean(values):
+      return f"{np.mean(values):.3f}"
+
+    b = row["baselines"]
+    lines.append(" | ".join([
+        f"| {corpus}", str(runs[0]["speakers"]), str(runs[0]["test_examples"]),
+        mean([r["backend"]["test_accuracy_softmax"] for r in runs]),
+        mean([r["backend"]["test_accuracy_lda"] for r in runs]),
+        mean([r["backend"][f"test_accuracy_{auto_choice(r['backend'])}"] for r in runs]),
+        *(f"{b[k]['accuracy_mean']:.3f}" for k in ("logmel_cnn", "egemaps_logreg",
+                                                    "descriptors_logreg"))]) + " |")
+  return "\n".join(lines)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
