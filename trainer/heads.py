@@ -138,7 +138,9 @@ def held_out_scores(model: keras.Model, held_out) -> dict:
   (images, labels)."""
   right, loss, n = 0, 0.0, 0
   for x, y in held_out:
-    prob = np.asarray(model.predict_on_batch(_arrays(x)), np.float64)
+    # Called eagerly, as calibrate_fusion does: two new models per training,
+    # whose traced predict functions would be retraced (and warned about).
+    prob = _numpy(model(_arrays(x), training=False))
     y = np.asarray(y)
     right += int((prob.argmax(axis=1) == y).sum())
     loss += float(-np.log(np.clip(prob[np.arange(len(y)), y], 1e-12, 1.0)).sum())
