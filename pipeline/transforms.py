@@ -83,28 +83,31 @@ class _CoreDoFn(beam.DoFn):
 
 
 def analyse_file(f: CorpusFile, spec: EncodingSpec, max_seconds: float):
-  """(report record, fingerprint or None) of one file: how many clips it
-  gives, or why none. Counted in the job's metrics."""
+  """(report record, fingerprint or None, the job counters it adds) of one
+  file: how many clips it gives, or why none."""
   notes = []
   try:
     x = load_audio(f.path, spec, max_seconds, notes, opener_for(f.path))
   except AudioError as e:
-    Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
-    return report_record(f, "failed", e.reason, e.detail), None
-  Metrics.counter(NAMESPACE, "files_decoded").inc()
-  Metrics.counter(NAMESPACE, "audio_seconds_decoded").inc(int(round(len(x) / spec.sample_rate)))
+    return report_record(f, "failed", e.reason, e.detail), None, {f"files_failed_{e.reason}": 1}
+  counts = {"files_decoded": 1, "audio_seconds_decoded": int(round(len(x) / spec.sample_rate))}
   if notes:
-    Metrics.counter(NAMESPACE, "files_repaired").inc()
+    counts["files_repaired"] = 1
     f = dataclasses.replace(f, detail="; ".join(notes))
   seconds = len(x) / spec.sample_rate
   try:
     clips = segment(x, spec)
   except AudioError as e:
-    Metrics.counter(NAMESPACE, f"files_failed_{e.reason}").inc()
-    return report_record(f, "failed", e.reason, e.detail, seconds=seconds), None
-  Metrics.counter(NAMESPACE, "clips_cut").inc(len(clips))
+    counts[f"files_failed_{e.reason}"] = 1
+    return report_record(f, "failed", e.reason, e.detail, seconds=seconds), None, counts
+  counts["clips_cut"] = len(clips)
   return (report_record(f, "encoded", detail=f.detail, clips=len(clips), seconds=seconds),
-          fingerprint(x))
+          fingerprint(x), counts)
+
+
+def _count(counts: dict) -> None:
+  for name, n in counts.items():
+    Metrics.counter(NAMESPACE, name).inc(n)
 
 
 def read_lines(path: str):
@@ -155,20 +158,30 @@ def write_listing(files, folder: str, per_chunk: int = 200) -> tuple[list[str], 
 class AnalyseChunk(_CoreDoFn):
   """A listing chunk -> the path of its analysis: one JSON line per file,
   {"file": the CorpusFile, "record": its report record, "fingerprint":
-  [samples, hex of the values] or null}."""
+  [samples, hex of the values] or null, "counts": the job counters it
+  added}. An analysis already there (taken over from a killed build of the
+  same listing, settings and code) is read instead of made again, and its
+  counters are counted again: the report is the same either way."""
 
   def __init__(self, spec: EncodingSpec, max_seconds: float, folder: str):
     self.spec, self.max_seconds, self.folder = spec, max_seconds, folder
 
   def process(self, chunk: str):
+    path = _join(self.folder, chunk.replace("\\", "/").rsplit("/", 1)[-1])
+    if FileSystems.exists(path):
+      for line in read_lines(path):
+        _count(json.loads(line)["counts"])
+      Metrics.counter(NAMESPACE + ".resume", "chunks_resumed").inc()
+      yield path
+      return
     lines = []
     for line in read_lines(chunk):
       f = CorpusFile(**json.loads(line))
-      record, fp = analyse_file(f, self.spec, self.max_seconds)
+      record, fp, counts = analyse_file(f, self.spec, self.max_seconds)
+      _count(counts)
       lines.append(json.dumps({"file": dataclasses.asdict(f), "record": record,
-                               "fingerprint": fp and [fp.samples, fp.packed.hex()]},
-                              ensure_ascii=True, sort_keys=True) + "\n")
-    path = _join(self.folder, chunk.replace("\\", "/").rsplit("/", 1)[-1])
+                               "fingerprint": fp and [fp.samples, fp.packed.hex()],
+                               "counts": counts}, ensure_ascii=True, sort_keys=True) + "\n")
     write_text(path, lines)
     yield path
 

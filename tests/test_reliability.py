@@ -330,10 +330,15 @@ def test_a_build_killed_after_some_shards_resumes_them_and_starts_over_when_chan
   proc.wait()
   taken = len([p for p in config_dir.glob("incomplete.*/_build/outcomes/*.json")])
   assert taken >= 1, "no shard was complete when the build was killed"
+  chunks = len(list(config_dir.glob("incomplete.*/_build/listing/listing-*.jsonl")))
+  assert len(list(config_dir.glob("incomplete.*/_build/analysis/listing-*.jsonl"))) == chunks
   rerun = subprocess.run(args, capture_output=True, text=True, env=ENV)
   assert rerun.returncode == 0, rerun.stderr[-2000:]
   total = len(list((config_dir / VERSION).glob("*-of-*")))
   assert f"resumed: {taken} of {total} shards already written" in rerun.stdout
+  # The analysis is taken over too (no file decoded twice for it); its
+  # counters are counted again, so the report below is still the same bytes.
+  assert f"and the analysis of {chunks} listing chunks taken over" in rerun.stdout
   report = json.loads((config_dir / VERSION / "build_report.json").read_text())
   assert report["counters"]["shards_written"] == total
   build(["--input", str(corpus), "--image_size", "64", "--direct_num_workers=1"],

@@ -205,9 +205,15 @@ class Builder(FileReaderBuilder):
             shard.rename(here / shard.name)
             outcome.rename(here / "_build" / "outcomes" / outcome.name)
             adopted.append(shard.name)
+        # Each chunk's analysis is renamed into place once complete, like a shard.
+        analysed = sorted((old / "_build" / "analysis").glob("listing-*.jsonl"))
+        if analysed:
+          (here / "_build" / "analysis").mkdir(parents=True, exist_ok=True)
+          for part in analysed:
+            part.rename(here / "_build" / "analysis" / part.name)
         resumed = (resumed or 0) + len(adopted)
         print(f"resuming the interrupted build in {old.name}: {len(adopted)} complete shards "
-              "taken over", flush=True)
+              f"and the analysis of {len(analysed)} listing chunks taken over", flush=True)
       else:
         why = ("it recorded no state" if previous is None else "its " + ", ".join(
             k.replace("_sha256", "") for k in state if previous.get(k) != state[k])
