@@ -49,10 +49,10 @@ def test_folders_layout_accounts_for_every_file(tmp_path):
 
 def test_a_build_streams_the_listing_that_list_corpus_gives(tmp_path):
   """stream_corpus (what a build lists, one file at a time, remembering a
-  number per file) refuses the same second names as list_corpus: a hard link
-  in another folder, symlinks to a real file and to a hard-linked one, two
-  symlinks to a file the walk refuses (the first kept); every other file as
-  listed."""
+  number per file) refuses second names of a file: a hard link in another
+  folder, symlinks to a real file and to a hard-linked one, two symlinks to
+  a file the walk refuses (the first kept); list_corpus is the same listing
+  sorted."""
   root = tmp_path / "corpus"
   real = touch(root, "ana/real.wav")
   touch(root, "ben/b1.wav")
@@ -65,10 +65,13 @@ def test_a_build_streams_the_listing_that_list_corpus_gives(tmp_path):
   (root / "eve").mkdir()
   os.symlink(root / "ben" / "notes.wav.txt", root / "eve" / "a.wav")
   os.symlink(root / "ben" / "notes.wav.txt", root / "eve" / "b.wav")
-  listed = {f.relpath: (f.status, f.detail, f.speaker, f.group) for f in list_corpus(str(root))[1]}
+  listed = list_corpus(str(root))[1]
+  assert [f.relpath for f in listed] == sorted(f.relpath for f in listed)
   layout, files = stream_corpus(str(root))
   streamed = {f.relpath: (f.status, f.detail, f.speaker, f.group) for f in files}
-  assert layout == "folders" and streamed == listed
+  assert layout == "folders" and streamed == {
+      f.relpath: (f.status, f.detail, f.speaker, f.group) for f in listed}
+  assert streamed["ana/real.wav"][0] == streamed["ben/b1.wav"][0] == "audio"
   assert streamed["cyd/hard.wav"][:2] == ("duplicate", "same file as ana/real.wav")
   assert streamed["dan/to_real.wav"][:2] == ("duplicate", "same file as ana/real.wav")
   assert streamed["dan/to_hard.wav"][:2] == ("duplicate", "same file as ana/real.wav")

@@ -38,14 +38,11 @@ def detect_layout(root: str) -> str:
 
 def list_corpus(root: str, layout: str = "auto") -> tuple[str, list[CorpusFile]]:
   """(layout used, every file of the corpus sorted by relative path), each
-  file listed once: a second name for the same file is refused as a
-  duplicate of the first (audio identical in content is found later, when
-  the analysis pass has decoded it)."""
-  if layout == "auto":
-    layout = detect_layout(root)
-  if layout not in LAYOUTS:
-    raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
-  return layout, sorted(_one_name_per_file(LAYOUTS[layout].files(root)), key=lambda f: f.relpath)
+  file listed once, as `stream_corpus` lists it: a second name for the same
+  file is refused as a duplicate of the first (audio identical in content is
+  found later, when the analysis pass has decoded it)."""
+  layout, files = stream_corpus(root, layout)
+  return layout, sorted(files, key=lambda f: f.relpath)
 
 
 def stream_corpus(root: str, layout: str = "auto"):
@@ -104,24 +101,3 @@ def _real_name(f: CorpusFile) -> str:
   root = "/".join(path_parts[:len(path_parts) - len(rel_parts)]) or "/"
   real = os.path.relpath(os.path.realpath(f.path), os.path.realpath(root))
   return escape(real.replace(os.sep, "/"))
-
-
-def _one_name_per_file(files) -> list[CorpusFile]:
-  """Symlinks and hard links to a file listed already become `duplicate`
-  records naming it. The name kept is the real file's (not a link's), then
-  the first by path: the same on every run."""
-  files = list(files)
-  identity = {}
-  for i, f in enumerate(files):
-    if f.status == "audio" and not is_url(f.path):
-      try:
-        st = os.stat(f.path)
-      except OSError:
-        continue  # the decoder will say why
-      identity[i] = (st.st_dev, st.st_ino)
-  kept = {}
-  for i in sorted(identity, key=lambda i: (os.path.islink(files[i].path), files[i].relpath)):
-    first = kept.setdefault(identity[i], i)
-    if first != i:
-      files[i] = files[i].refused("duplicate", f"same file as {files[first].relpath}")
-  return files
