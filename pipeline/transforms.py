@@ -51,7 +51,6 @@ from pipeline.report import report_record
 from pipeline.spec import EncodingSpec
 
 NAMESPACE = "a2i"
-FAILED = "failed"
 
 
 def open_with_beam(path: str):
@@ -118,14 +117,46 @@ def read_lines(path: str):
         yield line
 
 
-def write_text(path: str, lines) -> None:
-  """Writes lines to `path` through Beam's filesystems, under a temporary
-  name renamed into place: a retried task rewrites the same file."""
+def write_bytes(path: str, chunks) -> int:
+  """Writes byte strings to `path` through Beam's filesystems (local, gs://,
+  s3://, hdfs://), under a temporary name renamed into place at the end: a
+  retried or killed task never leaves a half-written file. Returns its size."""
+  size = 0
   with FileSystems.create(path + ".partial",
                           compression_type=CompressionTypes.UNCOMPRESSED) as out:
-    for line in lines:
-      out.write(line.encode("utf-8"))
+    for chunk in chunks:
+      out.write(chunk)
+      size += len(chunk)
   _publish(path + ".partial", path)
+  return size
+
+
+def write_text(path: str, lines) -> None:
+  """Writes lines to `path` as write_bytes does: a retried task rewrites
+  the same file."""
+  write_bytes(path, (line.encode("utf-8") for line in lines))
+
+
+def write_parts(lines, folder: str, prefix: str, per_part: int,
+                at_least_one: bool = False) -> list[str]:
+  """Streams lines into `folder/<prefix>-00000.jsonl`, ... of `per_part`
+  lines each, never holding more than one part (and writes one empty part
+  for no lines with `at_least_one`). Returns the parts' paths."""
+  paths, part = [], []
+
+  def flush():
+    path = _join(folder, f"{prefix}-{len(paths):05d}.jsonl")
+    write_text(path, part)
+    paths.append(path)
+    part.clear()
+
+  for line in lines:
+    part.append(line)
+    if len(part) == per_part:
+      flush()
+  if part or (at_least_one and not paths):
+    flush()
+  return paths
 
 
 def _join(folder: str, name: str) -> str:
@@ -136,22 +167,15 @@ def write_listing(files, folder: str, per_chunk: int = 200) -> tuple[list[str], 
   """Streams CorpusFiles into listing chunks (JSON lines) of `per_chunk`
   files in `folder`, never holding more than one chunk. Returns (the chunk
   paths, a digest of the whole listing)."""
-  digest, paths, lines = hashlib.sha256(), [], []
+  digest = hashlib.sha256()
 
-  def flush():
-    path = _join(folder, f"listing-{len(paths):05d}.jsonl")
-    write_text(path, lines)
-    paths.append(path)
-    lines.clear()
+  def lines():
+    for f in files:
+      line = json.dumps(dataclasses.asdict(f), ensure_ascii=True, sort_keys=True) + "\n"
+      digest.update(line.encode("utf-8"))
+      yield line
 
-  for f in files:
-    line = json.dumps(dataclasses.asdict(f), ensure_ascii=True, sort_keys=True) + "\n"
-    digest.update(line.encode("utf-8"))
-    lines.append(line)
-    if len(lines) == per_chunk:
-      flush()
-  if lines:
-    flush()
+  paths = write_parts(lines(), folder, "listing", per_chunk)
   return paths, digest.hexdigest()
 
 
@@ -228,15 +252,7 @@ def write_tfrecord(path: str, records) -> int:
   """Writes a TFRecord file through Beam's filesystems (local, gs://, s3://,
   hdfs://), under a temporary name renamed into place at the end: a retried
   or killed task never leaves a half-written shard. Returns its size."""
-  partial = path + ".partial"
-  size = 0
-  with FileSystems.create(partial, compression_type=CompressionTypes.UNCOMPRESSED) as out:
-    for data in records:
-      frame = tfrecord_frame(data)
-      out.write(frame)
-      size += len(frame)
-  _publish(partial, path)
-  return size
+  return write_bytes(path, (tfrecord_frame(data) for data in records))
 
 
 def _publish(partial: str, path: str) -> None:
@@ -410,21 +426,20 @@ class PlanShards(beam.DoFn):
     skipped = (json.loads(line) for line in read_lines(self.skipped)) if self.skipped else ()
     for r in skipped:
       records[r["file"]] = json.dumps(r, sort_keys=True)
-    encoded, part, lines = [], 0, []
-    for name in sorted(records):
-      r = json.loads(records.pop(name))
-      if name in plan.duplicates:
-        r = _duplicate_record(r, plan.duplicates[name], plan.official)
-      if r["status"] == "encoded" and name in plan.split_of:
-        r["split"] = plan.split_of[name]
-        encoded.append({k: r.get(k) for k in ("file", "status", "group", "speaker", "split",
-                                              "same_audio_as")})
-      lines.append(json.dumps(r, ensure_ascii=True, sort_keys=True) + "\n")
-      if len(lines) == self.per_part:
-        write_text(_join(self.folder, f"records-{part:05d}.jsonl"), lines)
-        part, lines = part + 1, []
-    if lines or part == 0:
-      write_text(_join(self.folder, f"records-{part:05d}.jsonl"), lines)
+    encoded = []
+
+    def lines():
+      for name in sorted(records):
+        r = json.loads(records.pop(name))
+        if name in plan.duplicates:
+          r = _duplicate_record(r, plan.duplicates[name], plan.official)
+        if r["status"] == "encoded" and name in plan.split_of:
+          r["split"] = plan.split_of[name]
+          encoded.append({k: r.get(k) for k in ("file", "status", "group", "speaker", "split",
+                                                "same_audio_as")})
+        yield json.dumps(r, ensure_ascii=True, sort_keys=True) + "\n"
+
+    write_parts(lines(), self.folder, "records", self.per_part, at_least_one=True)
     write_text(_join(self.folder, "checks.json"),
                [json.dumps(leak_checks(encoded, self.speaker_disjoint))])
 

@@ -95,15 +95,15 @@ def _backend_effect(result, config, test, labels):
   """The back end and, beside it, the test accuracy of the network's own
   softmax (the same number as test_accuracy with backend softmax); with
   backend auto, also LDA's, and what was chosen on what evidence."""
-  out = {"name": config.backend}
-  if result.backend_choice is not None:
-    out.update(result.backend_choice)
-  for name, alternative in (("softmax", result.network), ("lda", result.lda)):
-    if alternative is None or (name == "lda" and config.backend != "auto"):
+  out = {"name": config.backend, **(result.backend_choice or {})}
+  if config.backend == "auto":
+    others = {"softmax": result.network, "lda": result.lda}
+  else:   # the one that is not the saved model: the softmax beside LDA
+    others = {"softmax": result.network} if result.network is not result.model else {}
+  for name, model in others.items():
+    if model is None:
       continue
-    if name == "softmax" and alternative is result.model and config.backend != "auto":
-      continue
-    _, prob, _ = predict(alternative, test)
+    _, prob, _ = predict(model, test)
     out[f"test_accuracy_{name}"] = float((prob.argmax(axis=1) == labels).mean())
   return out
 

@@ -103,7 +103,7 @@ class Builder(FileReaderBuilder):
     # dataset, or `--help`, needs neither Beam nor its start-up warnings.
     import apache_beam as beam
 
-    from pipeline.transforms import BuildShards, write_listing
+    from pipeline.transforms import BuildShards, read_lines, write_listing
 
     c = self.builder_config
     root = c.input or demo.materialise(demo.CORPORA[c.demo], str(dl_manager.download_dir))
@@ -163,10 +163,8 @@ class Builder(FileReaderBuilder):
 
     def records():
       for part in parts:
-        with part.open(encoding="utf-8") as f:
-          for line in f:
-            if line.strip():
-              yield _as_written(json.loads(line), deviations)
+        for line in read_lines(os.fspath(part)):
+          yield _as_written(json.loads(line), deviations)
 
     summary = report_summary(records(), counters, checks, config=c, layout=layout,
                              version=str(self.version))
@@ -309,17 +307,16 @@ def _shard_outcomes(work: epath.Path) -> tuple[list[dict], dict[str, dict]]:
   """(what each shard holds: split, index, examples, bytes; the files whose
   shard found them otherwise than the analysis did), streamed from the
   outcome files: one line per shard, files not kept."""
+  from pipeline.transforms import read_lines
+
   infos, deviations = [], {}
   for part in sorted(work.glob("shards-*")):
-    with part.open(encoding="utf-8") as f:
-      for line in f:
-        if not line.strip():
-          continue
-        shard = json.loads(line)
-        for o in shard.pop("files"):
-          if "reason" in o or o["clips"] != o["expected"]:
-            deviations[o["file"]] = dict(o, split=shard["split"])
-        infos.append(shard)
+    for line in read_lines(os.fspath(part)):
+      shard = json.loads(line)
+      for o in shard.pop("files"):
+        if "reason" in o or o["clips"] != o["expected"]:
+          deviations[o["file"]] = dict(o, split=shard["split"])
+      infos.append(shard)
   return infos, deviations
 
 
