@@ -15,6 +15,9 @@ For each corpus, built at 128 px, split by recording 80/10/10:
 1. per seed, `python -m trainer.fit --backend auto --seed S`: `cells`, its
    test accuracy with the network's softmax, with LDA, and with the one the
    validation split chose (metrics.json: backend);
+   the evidence for the defaults: per seed, the same command with each of
+   ALTERNATIVES (one setting other than the default), its validation and
+   test numbers beside the default's;
 2. `python -m trainer.ablate --rows logmel_cnn,egemaps_logreg,descriptors_logreg
    --backend auto --seeds N`: the log-mel TDNN trained by the same protocol
    and back-end rule, eGeMAPS and the 94 descriptors by logistic regression;
@@ -24,7 +27,11 @@ For each corpus, built at 128 px, split by recording 80/10/10:
    speakers; beside them the same numbers over all test clips.
 
 Writes --out (JSON: every run's metrics summary, each row, each error, the
-commands) and prints Markdown tables.
+commands) and prints Markdown tables. A run folder under --runs that
+already holds a finished run of the same command (metrics.json, and
+config.json with the same settings) is read, not trained again, and so is
+a finished baselines folder: a study stopped half way is started again
+with the same command.
 """
 
 from __future__ import annotations
@@ -39,6 +46,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
 from benchmarks.real_protocols import command  # noqa: E402
+
+# Each default of trainer.fit that the study tests, against the setting it
+# replaced: the same command with these flags added.
+ALTERNATIVES = {
+    "--pooling all": ["--pooling", "all"],
+    "--patience 99": ["--patience", "99"],
+}
 
 CORPORA = {"klettres": "KLettres: 20 speakers, each a language and a recording setup",
            "ktuberling": "KTuberling: one volunteer per language, each its own recording setup"}
@@ -125,25 +139,29 @@ def main(argv=None) -> int:
     done = [command("pipeline.build", "--input", manifest(args.real, corpus), "--name",
                     name, "--image_size", "128", "--data_dir", args.data_dir,
                     "--runner=DirectRunner")]
-    row = {"about": CORPORA[corpus], "runs": [], "errors": [], "commands": done}
+    row = {"about": CORPORA[corpus], "runs": [], "errors": [], "commands": done,
+           "alternatives": {k: [] for k in ALTERNATIVES}}
     for seed in range(args.seeds):
       run = os.path.join(args.runs, f"{name}_seed{seed}")
-      done.append(command("trainer.fit", "--dataset", dataset, "--data_dir", args.data_dir,
-                          "--output", run, "--backend", "auto", "--seed", seed))
-      with open(os.path.join(run, "metrics.json")) as f:
-        m = json.load(f)
-      row["runs"].append({"seed": seed, "test_examples": m["test_examples"],
-                          "speakers": len(m["speakers"]), "backend": m["backend"],
-                          "test_accuracy": m["test_accuracy"], "epochs_run": m["epochs_run"],
-                          "fusion": m["fusion"]})
+      fit_args = ["--dataset", dataset, "--data_dir", args.data_dir, "--backend", "auto",
+                  "--seed", str(seed)]
+      done.append(fit(run, fit_args))
+      m = run_summary(run)
+      row["runs"].append(m)
       wrong, every = errors_of(run, dataset, args.data_dir, args.real)
       row["errors"].append({"seed": seed, "wrong": wrong})
       row["test_clips"] = every
+      for alternative, flags in ALTERNATIVES.items():
+        other = os.path.join(args.runs, f"{name}_seed{seed}_{flags[0][2:]}_{flags[1]}")
+        done.append(fit(other, fit_args + flags))
+        row["alternatives"][alternative].append(run_summary(other))
     ablation = os.path.join(args.runs, f"{name}_baselines")
     done.append(command("trainer.ablate", "--dataset", dataset, "--data_dir", args.data_dir,
                         "--output", ablation, "--rows",
                         "logmel_cnn,egemaps_logreg,descriptors_logreg", "--backend", "auto",
-                        "--seeds", args.seeds))
+                        "--seeds", args.seeds) if not os.path.exists(
+                            os.path.join(ablation, "ablation.json")) else
+                "(read) python -m trainer.ablate --output " + ablation)
     with open(os.path.join(ablation, "ablation.json")) as f:
       row["baselines"] = json.load(f)
     out["corpora"][corpus] = row
@@ -151,6 +169,43 @@ def main(argv=None) -> int:
     with open(args.out, "w") as f:
       json.dump(out, f, indent=1)
   return summarise(out, args.out)
+
+
+def fit(run: str, fit_args: list[str]) -> str:
+  """`python -m trainer.fit *fit_args --output run`, unless `run` already
+  holds that run, finished (then it is read). Returns the command line."""
+  argv = ["trainer.fit", *fit_args, "--output", run]
+  if finished(run, fit_args):
+    line = shlex.join(["python", "-m", *argv])
+    print(f"$ {line}  (finished before: read)", flush=True)
+    return line
+  return command(*argv)
+
+
+def finished(run: str, fit_args: list[str]) -> bool:
+  """Does `run` hold a finished run of these flags (metrics.json, and
+  config.json settings equal to every flag given, the rest the defaults)?"""
+  from trainer.config import TrainConfig
+
+  if not os.path.exists(os.path.join(run, "metrics.json")):
+    return False
+  with open(os.path.join(run, "config.json")) as f:
+    settings = json.load(f)["settings"]
+  flags = dict(zip(fit_args[::2], fit_args[1::2]))
+  wanted = {k: getattr(TrainConfig(), k) for k in settings if k not in ("output", "data_dir")}
+  wanted.update({k[2:]: v for k, v in flags.items() if k != "--data_dir"})
+  return all(str(settings.get(k)) == str(v) for k, v in wanted.items())
+
+
+def run_summary(run: str) -> dict:
+  """What the study keeps of a run's metrics.json."""
+  with open(os.path.join(run, "metrics.json")) as f:
+    m = json.load(f)
+  return {"seed": m["seed"], "test_examples": m["test_examples"], "speakers": len(m["speakers"]),
+          "backend": m["backend"], "test_accuracy": m["test_accuracy"],
+          "validation_accuracy": m["validation_accuracy"], "epochs_run": m["epochs_run"],
+          "best_epoch": m["best_epoch"], "pooling": m["pooling"],
+          "train_seconds": m["train_seconds_this_run"], "fusion": m["fusion"]}
 
 
 def summarise(out: dict, path: str) -> int:
@@ -162,6 +217,8 @@ def summarise(out: dict, path: str) -> int:
   with open(path, "w") as f:
     json.dump(out, f, indent=1)
   print(table(out))
+  print()
+  print(alternatives_table(out))
   return 0
 
 
@@ -204,6 +261,30 @@ def error_summary(row: dict) -> dict:
           "pairs": dict(sorted(pairs.items(), key=lambda kv: -kv[1])),
           "wrong_in_every_seed": sorted(k for k, n in clips.items()
                                         if n == len(row["errors"]))}
+
+
+def alternatives_table(out: dict) -> str:
+  """Per corpus, the defaults and each alternative: per seed, the test
+  clips right with the back end the rule chose, and with the softmax and
+  LDA; the mean validation accuracy (the chosen back end) and training time."""
+  lines = ["| corpus | settings | test clips right, seeds 0-2 (auto) | mean | softmax | LDA | validation | training s |",
+           "|---|---|---|---|---|---|---|---|"]
+  for corpus, row in out["corpora"].items():
+    if "alternatives" not in row:
+      continue
+    for setting, runs in [("defaults", row["runs"]), *row["alternatives"].items()]:
+      n = runs[0]["test_examples"]
+
+      def clips(key):
+        return [round(r["backend"][key] * n) for r in runs]
+
+      auto = [round(r["test_accuracy"] * n) for r in runs]
+      v = [r["backend"]["validation"][auto_choice(r["backend"])]["accuracy"] for r in runs]
+      lines.append(f"| {corpus} | {setting} | {', '.join(map(str, auto))} of {n} | "
+                   f"{np.mean(auto) / n:.3f} | {sum(clips('test_accuracy_softmax'))} | "
+                   f"{sum(clips('test_accuracy_lda'))} | {np.mean(v):.3f} | "
+                   f"{np.mean([r['train_seconds'] for r in runs]):.0f} |")
+  return "\n".join(lines)
 
 
 def table(out: dict) -> str:

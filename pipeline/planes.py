@@ -133,6 +133,11 @@ def _to_pixels(y: np.ndarray, spec: EncodingSpec) -> np.ndarray:
   return _pixel_lut(spec.green_law, spec.mu).take(idx.astype(np.uint16))
 
 
+def silence_pixel(spec: EncodingSpec = DEFAULT_SPEC) -> int:
+  """The green pixel of a zero sample: every pixel of a clip's padding."""
+  return int(_to_pixels(np.zeros(1, np.float32), spec)[0])
+
+
 def expand(levels, law: str, mu: int, xp=np):
   """Green levels in [-1, 1] (pixel / 127.5 - 1) -> samples in [-1, 1]: the
   companding law undone. The one decoder of the green plane: `xp` is numpy
@@ -166,7 +171,7 @@ def green_plane(x: np.ndarray, image_size: int, spec: EncodingSpec = DEFAULT_SPE
   # Looked up into a contiguous array, then copied into the plane: faster
   # than a lookup writing a channel's strided pixels one by one.
   flat[:len(y)] = _to_pixels(np.clip(y, -1.0, 1.0, out=y), spec)
-  flat[len(y):] = _to_pixels(np.zeros(1, np.float32), spec)[0]
+  flat[len(y):] = silence_pixel(spec)
   return plane
 
 

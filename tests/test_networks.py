@@ -4,6 +4,7 @@ reads nothing the encoder did not write."""
 import numpy as np
 import pytest
 
+from pipeline.encode import encode_clip
 from pipeline.spec import DEFAULT_SPEC as S, GRID, TRACKS, cell_size
 
 
@@ -104,6 +105,63 @@ def test_voiced_pooling_averages_over_the_frames_with_pitch(tmp_path):
   np.testing.assert_allclose(again(x, training=False), model(x, training=False), atol=1e-6)
   with pytest.raises(ValueError, match="pooling"):
     build_model("cells", S, 64, "rgb", 3, pooling="loud")
+
+
+@pytest.mark.parametrize("size", [128, 512])
+def test_recorded_pooling_leaves_out_a_short_clips_padding(speech, size, tmp_path):
+  """pooling="recorded", 1.2 s of speech in a 4.096 s clip: the waveform's
+  statistics are the mean and standard deviation over the frames that hold
+  a recorded sample (a green pixel other than the encoder's silence), by
+  their definition in numpy, and those frames end where the recording
+  ends; each track's soft histogram and mean pool only the pixels of the
+  frames the encoder measured (describe's tracks). The model saves and
+  loads."""
+  import keras
+
+  from pipeline.features import describe
+  from pipeline.planes import silence_pixel
+  from trainer.networks import build_model
+
+  x = speech["en+f3"][:int(1.2 * S.sample_rate)]
+  image = encode_clip(x, size).image[None]
+  model = build_model("cells", S, size, "rgb", 3, pooling="recorded")
+  stats, hist, mean = (model.get_layer(n) for n in ("green_stats", "soft_histogram",
+                                                    "course_mean"))
+  probe = keras.Model(model.input, [*stats.input, stats.output, *hist.input, hist.output,
+                                    mean.output])
+  frames, mask, got, course, red, got_hist, got_mean = (
+      np.asarray(v)[0] for v in probe(image.astype(np.float32), training=False))
+
+  # A frame: 10 ms of filterbank steps, pooled twice by 2; each step `stride`
+  # samples, each sample `pool` pixels.
+  per = model.get_layer("green_waveform").pool(size) * model.get_layer("filterbank").strides[0]
+  green = image[0, ..., 1].reshape(-1)[:len(mask) * per * 40].reshape(len(mask), -1)
+  recorded = np.any(green != silence_pixel(S), axis=1)
+  np.testing.assert_array_equal(mask[:, 0], recorded)
+  last = np.flatnonzero(recorded)[-1] + 1
+  assert abs(last * S.clip_seconds / len(mask) - 1.2) < 0.05 and not recorded[last:].any()
+  kept = frames[recorded]
+  np.testing.assert_allclose(got, np.concatenate([kept.mean(0), np.sqrt(kept.var(0) + 1e-5)]),
+                             rtol=1e-4, atol=1e-5)
+
+  defined = ~np.isnan(describe(x).tracks).all(axis=0)      # the frames measured
+  pixels = course.shape[1]
+  if pixels == S.clip_frames:                               # a pixel per frame
+    measured = defined
+  else:                                                     # pixels average frames
+    measured = np.add.reduceat(defined, np.arange(pixels) * S.clip_frames // pixels) > 0
+  assert 0 < measured.sum() < pixels / 2
+  np.testing.assert_array_equal(course.max(axis=0) > 0, measured)
+  np.testing.assert_allclose(got_mean[:, 0], course[:, measured].mean(axis=1), rtol=1e-5)
+  layer = model.get_layer("soft_histogram")
+  w, b, r = (np.asarray(v) for v in (layer.w, layer.b, layer.red))
+  active = np.maximum(course[..., None] * w + b + (red @ r)[:, None, :], 0)
+  np.testing.assert_allclose(got_hist, active[:, measured].mean(axis=1), rtol=1e-4, atol=1e-6)
+
+  model.save(tmp_path / "m.keras")
+  again = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+  np.testing.assert_allclose(again(image, training=False), model(image, training=False),
+                             atol=1e-6)
 
 
 @pytest.mark.parametrize("clip_seconds,size", [(2.048, 256), (2.048, 64), (8.192, 512)])

@@ -20,7 +20,7 @@ import platform
 CONFIG_FILE = "config.json"
 CHANNELS = ("rgb", "r", "g", "b", "rg", "rb", "gb")
 MODELS = ("cells", "paper")
-POOLINGS = ("all", "voiced")
+POOLINGS = ("all", "voiced", "recorded")
 BACKENDS = ("softmax", "lda", "auto")
 
 
@@ -37,8 +37,10 @@ class TrainConfig:
   model: str = _field("cells", "network: 'cells' reads the encoding (default), 'paper' is "
                                "the paper's CNN", choices=MODELS)
   channels: str = _field("rgb", "planes the model sees", choices=CHANNELS)
-  pooling: str = _field("all", "cells: each descriptor track's histogram over 'all' frames, "
-                               "or 'voiced': over all and over voiced frames", choices=POOLINGS)
+  pooling: str = _field("recorded", "cells: pool the waveform's statistics and each descriptor "
+                                    "track's histogram over the 'recorded' frames (not a short "
+                                    "clip's padding), over 'all' frames, or 'voiced': all frames "
+                                    "and the voiced ones", choices=POOLINGS)
   backend: str = _field("auto", "classifier on the embedding: 'lda' fitted on the training "
                                 "clips' embeddings, the network's own 'softmax', or 'auto': "
                                 "LDA unless the softmax is clearly better on the validation "
@@ -98,9 +100,9 @@ class TrainConfig:
       raise ValueError(f"--epochs must be positive, got {self.epochs}")
     if not self.learning_rate > 0:
       raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
-    if self.pooling != "all" and (self.model != "cells" or "b" not in self.channels):
-      raise ValueError(f"--pooling {self.pooling} pools the blue plane's time courses: it needs "
-                       f"--model cells and a channel choice with b")
+    if self.pooling == "voiced" and (self.model != "cells" or "b" not in self.channels):
+      raise ValueError("--pooling voiced pools the blue plane's time courses: it needs "
+                       "--model cells and a channel choice with b")
     return self
 
   @property

@@ -132,12 +132,16 @@ class TrackLevels(layers.Layer):
   pooled over the frames where that track is defined (non-zero: the encoder
   writes 0 where pitch is undefined), giving 2 * levels values per track:
   descriptors of voiced speech, not diluted by pauses, whose share differs
-  from clip to clip."""
+  from clip to clip. With `measured_only`, the histogram is pooled over the
+  pixels where some track has a value (measured_pixels: the active frames),
+  not over pauses and a short clip's padding."""
 
-  def __init__(self, levels: int, voiced_track: int | None = None, **kwargs):
+  def __init__(self, levels: int, voiced_track: int | None = None, measured_only: bool = False,
+               **kwargs):
     super().__init__(**kwargs)
     self.levels = int(levels)
     self.voiced_track = None if voiced_track is None else int(voiced_track)
+    self.measured_only = bool(measured_only)
 
   def build(self, input_shapes):
     self.w = self.add_weight(shape=(self.levels,), initializer="glorot_uniform", name="w")
@@ -152,7 +156,10 @@ class TrackLevels(layers.Layer):
     if self.red is not None:
       course = course + ops.matmul(inputs[1], self.red)[:, :, None, :]
     active = ops.relu(course)
-    pooled = ops.mean(active, axis=2)
+    if self.measured_only:
+      pooled = masked_mean(active, measured_pixels(inputs[0])[..., None], axis=2)
+    else:
+      pooled = ops.mean(active, axis=2)
     if self.voiced_track is None:
       return pooled
     k = self.voiced_track
@@ -166,7 +173,77 @@ class TrackLevels(layers.Layer):
     return (*input_shapes[0][:2], width)
 
   def get_config(self):
-    return {**super().get_config(), "levels": self.levels, "voiced_track": self.voiced_track}
+    return {**super().get_config(), "levels": self.levels, "voiced_track": self.voiced_track,
+            "measured_only": self.measured_only}
+
+
+def measured_pixels(course):
+  """(B, tracks, L) blue time courses -> (B, 1, L): 1 where some track has
+  a value, 0 elsewhere. The encoder measures the tracks on a clip's active
+  frames and writes 0 for every track on the others: pauses, and all of a
+  short clip's padding."""
+  return ops.cast(ops.max(course, axis=1, keepdims=True) > 0, course.dtype)
+
+
+def masked_mean(x, mask, axis: int):
+  """Mean of x over `axis` where mask is 1 (mask broadcasts against x); 0
+  where the mask is empty."""
+  return ops.sum(x * mask, axis=axis) / ops.maximum(ops.sum(mask, axis=axis), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="a2i")
+class MeasuredMean(layers.Layer):
+  """Each blue time course's mean over the measured pixels only
+  (measured_pixels): (B, tracks, L) -> (B, tracks, 1)."""
+
+  def call(self, course):
+    return masked_mean(course, measured_pixels(course), axis=2)[..., None]
+
+  def compute_output_shape(self, input_shape):
+    return (*input_shape[:2], 1)
+
+
+@keras.saving.register_keras_serializable(package="a2i")
+class RecordedSamples(layers.Layer):
+  """The green plane (N, N, 1), pixels in [0, 1] -> (samples, 1) as
+  GreenWaveform unfolds it: 1 where the clip was recorded, 0 over the
+  padding, whose pixels all hold the encoder's silence value (`silence`,
+  pipeline.planes.silence_pixel). A recorded stretch of digital silence
+  reads as padding, which it is as far as a voice goes."""
+
+  def __init__(self, silence: int, pool: int, **kwargs):
+    super().__init__(**kwargs)
+    self.silence, self.pool = int(silence), int(pool)
+
+  def call(self, x):
+    n = x.shape[1]
+    off = ops.abs(ops.cast(x, "float32") * 255.0 - float(self.silence)) > 0.5
+    off = ops.reshape(ops.cast(off, "float32"), (-1, n * n // self.pool, self.pool))
+    return ops.max(off, axis=-1, keepdims=True)
+
+  def compute_output_shape(self, input_shape):
+    n = input_shape[1]
+    return (input_shape[0], n * n // self.pool, 1)
+
+  def get_config(self):
+    return {**super().get_config(), "silence": self.silence, "pool": self.pool}
+
+
+@keras.saving.register_keras_serializable(package="a2i")
+class MaskedStatistics(layers.Layer):
+  """Statistics pooling over the recorded frames: inputs [x (B, T, C),
+  mask (B, T, 1)] -> (B, 2C), each channel's mean and standard deviation
+  over the frames where the mask is 1 (epsilon under the root, as TimeStd)."""
+
+  def call(self, inputs):
+    x, mask = inputs
+    mask = ops.cast(mask, x.dtype)
+    mean = masked_mean(x, mask, axis=1)
+    var = masked_mean(ops.square(x - mean[:, None, :]), mask, axis=1)
+    return ops.concatenate([mean, ops.sqrt(var + 1e-5)], axis=-1)
+
+  def compute_output_shape(self, input_shapes):
+    return (input_shapes[0][0], 2 * input_shapes[0][2])
 
 
 @keras.saving.register_keras_serializable(package="a2i")

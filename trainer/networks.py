@@ -11,10 +11,12 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from pipeline.planes import silence_pixel
 from pipeline.spec import TRACKS, EncodingSpec
 from trainer.config import MODELS, POOLINGS
 from trainer.layers import (CellReader, Columns, Fusion, GreenWaveform, LogCompress, Magnitude,
-                            MeanOver, Planes, TimeStd, TrackLevels)
+                            MaskedStatistics, MeanOver, Planes, MeasuredMean, RecordedSamples,
+                            TimeStd, TrackLevels)
 
 TRACK_NAMES = [t.name for t in TRACKS]
 LOGMEL = "logmel"   # the baseline network, on log-mel inputs (trainer.baselines)
@@ -39,26 +41,35 @@ def _track_levels(tracks, red: int, levels: int, pooling: str = "all"):
   frames of `levels` ReLU thresholds of each value, shifted by the track's
   red statistics (pixel 0, undefined, is included as itself: how much of a
   clip a track is defined on is information too). `pooling="voiced"` adds
-  the same histogram over the frames where pitch is defined."""
+  the same histogram over the frames where pitch is defined;
+  `pooling="recorded"` takes histogram and mean over the frames the tracks
+  were measured on only (a clip's active frames), not over pauses or the
+  padding of a clip shorter than the clip length."""
   stats = Columns(0, red, name="red_stats")(tracks) if red else None
   course = Columns(red, None, name="blue_course")(tracks)                 # (47, L)
   voiced = TRACK_NAMES.index("f0") if pooling == "voiced" else None
-  soft = TrackLevels(levels, voiced_track=voiced, name="soft_histogram")(
+  recorded = pooling == "recorded"
+  soft = TrackLevels(levels, voiced_track=voiced, measured_only=recorded, name="soft_histogram")(
       [course, stats] if stats is not None else [course])                # (47, levels)
-  mean = MeanOver(2, keepdims=True, name="course_mean")(course)
+  mean = (MeasuredMean(name="course_mean") if recorded else
+          MeanOver(2, keepdims=True, name="course_mean"))(course)
   return layers.Concatenate()([p for p in (stats, mean, soft) if p is not None])
 
 
-def _waveform_branch(g, spec: EncodingSpec, image_size: int, dropout: float, bands: int = 48):
+def _waveform_branch(g, spec: EncodingSpec, image_size: int, dropout: float, bands: int = 48,
+                     recorded: bool = False):
   """Green as a 1-D signal: a learnable filterbank (4 ms kernels every 1 ms),
   its magnitudes averaged into 10 ms frames and log-compressed; two 1-D conv
   blocks over the frames; mean and standard deviation over time (a voice is
   the same wherever in the clip it speaks). ~100x fewer operations than 2-D
-  convolutions over a plane that is a folded waveform."""
+  convolutions over a plane that is a folded waveform. `recorded`: the
+  statistics over the frames that hold recorded audio only, not a short
+  clip's padding (its frames pooled as the signal's are)."""
   unfold = GreenWaveform.for_spec(spec, name="green_waveform")
   rate = unfold.rate(image_size)
+  stride = max(1, round(0.001 * rate))
   x = unfold(g)
-  x = layers.Conv1D(bands, max(4, round(0.004 * rate)), strides=max(1, round(0.001 * rate)),
+  x = layers.Conv1D(bands, max(4, round(0.004 * rate)), strides=stride,
                     padding="same", use_bias=False, name="filterbank")(x)
   x = Magnitude()(x)
   x = layers.AveragePooling1D(10, name="frames_10ms")(x)
@@ -69,6 +80,14 @@ def _waveform_branch(g, spec: EncodingSpec, image_size: int, dropout: float, ban
     x = layers.ReLU()(x)
     x = layers.MaxPooling1D(2)(x)
   x = layers.Dropout(dropout)(x)
+  if recorded:
+    mask = RecordedSamples(silence_pixel(spec), unfold.pool(image_size), name="recorded")(g)
+    # A frame holds recorded audio if any of its samples does: the mask
+    # is pooled as the signal was (filterbank steps, 10 ms, then 2 and 2).
+    mask = layers.MaxPooling1D(stride, padding="same")(mask)
+    for size in (10, 2, 2):
+      mask = layers.MaxPooling1D(size)(mask)
+    return MaskedStatistics(name="green_stats")([x, mask])
   return layers.Concatenate(name="green_stats")([layers.GlobalAveragePooling1D()(x),
                                                  TimeStd()(x)])
 
@@ -144,7 +163,8 @@ def build_model(name: str, spec: EncodingSpec, image_size: int, planes: str, num
           tracks, red=2 if "r" in stats else 0, levels=levels, pooling=pooling)))
     if "g" in planes:
       g = Planes([planes.index("g")], name="green")(x) if len(planes) > 1 else x
-      parts.append(_waveform_branch(g, spec, image_size, dropout))
+      parts.append(_waveform_branch(g, spec, image_size, dropout,
+                                    recorded=pooling == "recorded"))
     if len(parts) == 1:
       x = _standardise(parts[0])
       x = layers.Dropout(0.2)(x)
