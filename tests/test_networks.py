@@ -163,6 +163,17 @@ def test_recorded_pooling_leaves_out_a_short_clips_padding(speech, size, tmp_pat
   np.testing.assert_allclose(again(image, training=False), model(image, training=False),
                              atol=1e-6)
 
+  # On a GPU the model computes in bfloat16, in which the rescaled pixels 127
+  # and 128 come within half a level of each other: the mask is read from
+  # the stored values, in float32.
+  keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    half = build_model("cells", S, size, "rgb", 3, pooling="recorded")
+    half_mask = keras.Model(half.input, half.get_layer("green_stats").input[1])
+    np.testing.assert_array_equal(np.asarray(half_mask(image.astype(np.float32)))[0], mask)
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+
 
 @pytest.mark.parametrize("clip_seconds,size", [(2.048, 256), (2.048, 64), (8.192, 512)])
 def test_every_layer_that_reads_a_plane_is_built_from_the_datasets_spec(speech, clip_seconds,

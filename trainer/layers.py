@@ -205,28 +205,32 @@ class MeasuredMean(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="a2i")
 class RecordedSamples(layers.Layer):
-  """The green plane (N, N, 1), pixels in [0, 1] -> (samples, 1) as
-  GreenWaveform unfolds it: 1 where the clip was recorded, 0 over the
-  padding, whose pixels all hold the encoder's silence value (`silence`,
-  pipeline.planes.silence_pixel). A recorded stretch of digital silence
+  """The image as stored (N, N, C), pixel values 0..255 -> (samples, 1), the
+  green plane (channel `channel`) as GreenWaveform unfolds it: 1 where the
+  clip was recorded, 0 over the padding, whose pixels all hold the
+  encoder's silence value (`silence`, pipeline.planes.silence_pixel). Read
+  from the stored pixel values, in float32, so that the comparison is
+  exact under any precision policy. A recorded stretch of digital silence
   reads as padding, which it is as far as a voice goes."""
 
-  def __init__(self, silence: int, pool: int, **kwargs):
+  def __init__(self, silence: int, pool: int, channel: int, **kwargs):
+    kwargs.setdefault("dtype", "float32")
     super().__init__(**kwargs)
-    self.silence, self.pool = int(silence), int(pool)
+    self.silence, self.pool, self.channel = int(silence), int(pool), int(channel)
 
   def call(self, x):
     n = x.shape[1]
-    off = ops.abs(ops.cast(x, "float32") * 255.0 - float(self.silence)) > 0.5
-    off = ops.reshape(ops.cast(off, "float32"), (-1, n * n // self.pool, self.pool))
-    return ops.max(off, axis=-1, keepdims=True)
+    off = ops.cast(ops.not_equal(x[..., self.channel], float(self.silence)), "float32")
+    return ops.max(ops.reshape(off, (-1, n * n // self.pool, self.pool)), axis=-1,
+                   keepdims=True)
 
   def compute_output_shape(self, input_shape):
     n = input_shape[1]
     return (input_shape[0], n * n // self.pool, 1)
 
   def get_config(self):
-    return {**super().get_config(), "silence": self.silence, "pool": self.pool}
+    return {**super().get_config(), "silence": self.silence, "pool": self.pool,
+            "channel": self.channel}
 
 
 @keras.saving.register_keras_serializable(package="a2i")

@@ -57,14 +57,15 @@ def _track_levels(tracks, red: int, levels: int, pooling: str = "all"):
 
 
 def _waveform_branch(g, spec: EncodingSpec, image_size: int, dropout: float, bands: int = 48,
-                     recorded: bool = False):
+                     recorded=None):
   """Green as a 1-D signal: a learnable filterbank (4 ms kernels every 1 ms),
   its magnitudes averaged into 10 ms frames and log-compressed; two 1-D conv
   blocks over the frames; mean and standard deviation over time (a voice is
   the same wherever in the clip it speaks). ~100x fewer operations than 2-D
-  convolutions over a plane that is a folded waveform. `recorded`: the
-  statistics over the frames that hold recorded audio only, not a short
-  clip's padding (its frames pooled as the signal's are)."""
+  convolutions over a plane that is a folded waveform. `recorded`: (the
+  stored image, the green plane's channel in it): the statistics over the
+  frames that hold recorded audio only, not a short clip's padding (its
+  frames pooled as the signal's are)."""
   unfold = GreenWaveform.for_spec(spec, name="green_waveform")
   rate = unfold.rate(image_size)
   stride = max(1, round(0.001 * rate))
@@ -80,8 +81,10 @@ def _waveform_branch(g, spec: EncodingSpec, image_size: int, dropout: float, ban
     x = layers.ReLU()(x)
     x = layers.MaxPooling1D(2)(x)
   x = layers.Dropout(dropout)(x)
-  if recorded:
-    mask = RecordedSamples(silence_pixel(spec), unfold.pool(image_size), name="recorded")(g)
+  if recorded is not None:
+    image, channel = recorded
+    mask = RecordedSamples(silence_pixel(spec), unfold.pool(image_size), channel,
+                           name="recorded")(image)
     # A frame holds recorded audio if any of its samples does: the mask
     # is pooled as the signal was (filterbank steps, 10 ms, then 2 and 2).
     mask = layers.MaxPooling1D(stride, padding="same")(mask)
@@ -163,8 +166,9 @@ def build_model(name: str, spec: EncodingSpec, image_size: int, planes: str, num
           tracks, red=2 if "r" in stats else 0, levels=levels, pooling=pooling)))
     if "g" in planes:
       g = Planes([planes.index("g")], name="green")(x) if len(planes) > 1 else x
-      parts.append(_waveform_branch(g, spec, image_size, dropout,
-                                    recorded=pooling == "recorded"))
+      parts.append(_waveform_branch(
+          g, spec, image_size, dropout,
+          recorded=(inputs, planes.index("g")) if pooling == "recorded" else None))
     if len(parts) == 1:
       x = _standardise(parts[0])
       x = layers.Dropout(0.2)(x)
