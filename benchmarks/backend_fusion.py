@@ -29,18 +29,10 @@ DATASETS = ("a2i_speakers/real_klettres_128", "a2i_speakers/real_ktuberling_128"
             "a2i_speakers/voices20_128")
 
 
-def posteriors(model, split) -> tuple[np.ndarray, np.ndarray]:
-  from trainer.heads import _arrays, _numpy
-
-  probs, labels = [], []
-  for x, y in split:
-    probs.append(_numpy(model(_arrays(x), training=False)))
-    labels.append(np.asarray(y))
-  return np.concatenate(probs), np.concatenate(labels)
-
-
 def clips_right(network, lda, split) -> dict:
   """Clips right of the softmax, LDA and their average log-posterior."""
+  from trainer.heads import posteriors
+
   softmax, labels = posteriors(network, split)
   lda_p, _ = posteriors(lda, split)
   fused = np.log(np.clip(softmax, 1e-12, 1)) + np.log(np.clip(lda_p, 1e-12, 1))

@@ -133,19 +133,29 @@ def with_lda_head(model: keras.Model, train, classes: int) -> keras.Model:
   return keras.Model(model.input, outputs, name=model.name)
 
 
+def posteriors(model: keras.Model, split) -> tuple[np.ndarray, np.ndarray]:
+  """(the model's posteriors, the labels) on a split of (images, labels)."""
+  probs, labels = [], []
+  for x, y in split:
+    # Called eagerly, as calibrate_fusion does: two new models per training,
+    # whose traced predict functions would be retraced (and warned about).
+    probs.append(_numpy(model(_arrays(x), training=False)))
+    labels.append(np.asarray(y))
+  if not probs:
+    return np.zeros((0, 0)), np.zeros(0, np.int64)
+  return np.concatenate(probs), np.concatenate(labels)
+
+
 def held_out_scores(model: keras.Model, held_out) -> dict:
   """Accuracy and mean cross-entropy (nats) of `model` on a split of
   (images, labels)."""
-  right, loss, n = 0, 0.0, 0
-  for x, y in held_out:
-    # Called eagerly, as calibrate_fusion does: two new models per training,
-    # whose traced predict functions would be retraced (and warned about).
-    prob = _numpy(model(_arrays(x), training=False))
-    y = np.asarray(y)
-    right += int((prob.argmax(axis=1) == y).sum())
-    loss += float(-np.log(np.clip(prob[np.arange(len(y)), y], 1e-12, 1.0)).sum())
-    n += len(y)
-  return {"accuracy": right / max(n, 1), "cross_entropy": loss / max(n, 1), "clips": n}
+  prob, y = posteriors(model, held_out)
+  n = len(y)
+  if not n:
+    return {"accuracy": 0.0, "cross_entropy": 0.0, "clips": 0}
+  right = int((prob.argmax(axis=1) == y).sum())
+  loss = float(-np.log(np.clip(prob[np.arange(n), y], 1e-12, 1.0)).sum())
+  return {"accuracy": right / n, "cross_entropy": loss / n, "clips": n}
 
 
 # How many more validation clips the softmax must get right than LDA to be
