@@ -73,22 +73,24 @@ def _waveform_branch(g, spec: EncodingSpec, image_size: int, dropout: float, ban
   x = layers.Conv1D(bands, max(4, round(0.004 * rate)), strides=stride,
                     padding="same", use_bias=False, name="filterbank")(x)
   x = Magnitude()(x)
-  x = layers.AveragePooling1D(10, name="frames_10ms")(x)
+  pools = [10]                     # each pooling over time after the filterbank, in order
+  x = layers.AveragePooling1D(pools[-1], name="frames_10ms")(x)
   x = LogCompress()(layers.Rescaling(100.0)(x))
   for filters in (96, 128):
     x = layers.Conv1D(filters, 5, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization(momentum=0.9)(x)
     x = layers.ReLU()(x)
-    x = layers.MaxPooling1D(2)(x)
+    pools.append(2)
+    x = layers.MaxPooling1D(pools[-1])(x)
   x = layers.Dropout(dropout)(x)
   if recorded is not None:
     image, channel = recorded
     mask = RecordedSamples(silence_pixel(spec), unfold.pool(image_size), channel,
                            name="recorded")(image)
     # A frame holds recorded audio if any of its samples does: the mask
-    # is pooled as the signal was (filterbank steps, 10 ms, then 2 and 2).
+    # is pooled as the signal was (filterbank steps, then `pools`).
     mask = layers.MaxPooling1D(stride, padding="same")(mask)
-    for size in (10, 2, 2):
+    for size in pools:
       mask = layers.MaxPooling1D(size)(mask)
     return MaskedStatistics(name="green_stats")([x, mask])
   return layers.Concatenate(name="green_stats")([layers.GlobalAveragePooling1D()(x),
