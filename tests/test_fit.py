@@ -60,22 +60,30 @@ def test_metrics_schema_and_consistency(trained, dataset):
   # The network's two plane groups fused with weights fitted on validation;
   # the same network with weights of 1 is scored for comparison. The saved
   # model answers with the back end the default (auto) chose on validation,
-  # by its rule, and both candidates are scored beside it.
+  # by its rule, and the three candidates are scored beside it.
   weights = m["fusion"]["weights"]
   assert len(weights) == 2 and min(weights) >= 0 and weights != [1.0, 1.0]
   assert round(m["fusion"]["test_accuracy_weights_1"] * 18, 6).is_integer()
   b = m["backend"]
   assert b["name"] == "auto" and config["settings"]["backend"] == "auto"
   right = {k: v["right"] for k, v in b["validation"].items()}
-  assert b["chosen"] == ("softmax" if right["softmax"] - right["lda"] >= b["margin_clips"]
-                         else "lda")
-  assert b["validation"]["lda"]["clips"] == m["test_examples"] == 18   # 15 % of 120 each
+  best = "softmax" if right["softmax"] > right["lda"] else "lda"
+  assert b["chosen"] == (best if right[best] - right["average"] >= b["margin_clips"]
+                         else "average")
+  assert b["validation"]["average"]["clips"] == m["test_examples"] == 18   # 15 % of 120 each
   assert m["test_accuracy"] == b[f"test_accuracy_{b['chosen']}"]
-  assert round(b["test_accuracy_softmax"] * 18, 6).is_integer()
+  assert all(round(b[f"test_accuracy_{k}"] * 18, 6).is_integer()
+             for k in ("softmax", "lda", "average"))
   from trainer.predict import load_run
 
+  # The saved model is the chosen back end: LDA reads the embedding alone,
+  # the softmax the fused evidence, the average both.
   model, _ = load_run(str(output / "model.keras"))
-  assert model.get_layer("speaker").input is model.get_layer("embedding").output
+  names = {layer.name for layer in model.layers}
+  assert ("lda_log_posterior" in names) == (b["chosen"] == "average")
+  assert ("fusion" in names) == (b["chosen"] != "lda")
+  if b["chosen"] == "lda":
+    assert model.get_layer("speaker").input is model.get_layer("embedding").output
   assert config["dataset"] == m["dataset"] and config["versions"]["encoding_spec"] == "2.0.0"
 
 

@@ -21,7 +21,7 @@ CONFIG_FILE = "config.json"
 CHANNELS = ("rgb", "r", "g", "b", "rg", "rb", "gb")
 MODELS = ("cells", "paper")
 POOLINGS = ("all", "voiced", "recorded")
-BACKENDS = ("softmax", "lda", "auto")
+BACKENDS = ("softmax", "lda", "average", "auto")
 
 
 def _field(default, help: str, **kw):
@@ -42,9 +42,10 @@ class TrainConfig:
                                     "clip's padding), over 'all' frames, or 'voiced': all frames "
                                     "and the voiced ones", choices=POOLINGS)
   backend: str = _field("auto", "classifier on the embedding: 'lda' fitted on the training "
-                                "clips' embeddings, the network's own 'softmax', or 'auto': "
-                                "LDA unless the softmax is clearly better on the validation "
-                                "split (docs/training.md)",
+                                "clips' embeddings, the network's own 'softmax', the 'average' "
+                                "of the two's log-posteriors, or 'auto': the average unless "
+                                "one alone is clearly better on the validation split "
+                                "(docs/training.md)",
                         choices=BACKENDS)
   epochs: int | None = _field(None, "length of the learning-rate schedule (default: sized "
                                     "from the dataset, ~1,500 steps within 8-60 epochs)")

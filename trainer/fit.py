@@ -22,6 +22,10 @@ import sys
 from pipeline.console import CommandParser
 from trainer.config import CONFIG_FILE, TrainConfig
 
+# How the summary line names each back end (trainer.heads), and beside it.
+BACKEND_NAMES = {"softmax": "the network's softmax", "lda": "LDA",
+                 "average": "the average of the softmax's and LDA's log-posteriors"}
+SHORT_NAMES = {"softmax": "softmax", "lda": "LDA", "average": "average"}
 # Settings that make a run folder another run: reusing it would mix histories
 # or restore a backup of another network.
 _SAME_RUN = ("dataset", "data_dir", "model", "channels", "pooling", "batch_size", "epochs",
@@ -84,13 +88,14 @@ def main(argv=None) -> int:
   # either way save what is evaluated, so model.keras is the reported model.
   result.model.save(os.path.join(folder, "model.keras"))
   metrics = report.write(result, config, folder)
-  chosen = metrics["backend"].get("chosen")
-  softmax = metrics["backend"].get("test_accuracy_softmax")
-  if chosen:
-    backend = (f" ({'LDA' if chosen == 'lda' else 'the softmax'}, chosen on validation; "
-               f"softmax {softmax:.4f}, LDA {metrics['backend']['test_accuracy_lda']:.4f})")
+  b = metrics["backend"]
+  others = ", ".join(f"{short} {b[f'test_accuracy_{name}']:.4f}"
+                     for name, short in SHORT_NAMES.items()
+                     if f"test_accuracy_{name}" in b and name != b.get("chosen"))
+  if b.get("chosen"):
+    backend = f" ({BACKEND_NAMES[b['chosen']]}, chosen on validation; {others})"
   else:
-    backend = f" (LDA; the network's softmax {softmax:.4f})" if softmax is not None else ""
+    backend = f" ({BACKEND_NAMES[b['name']]}; {others})" if others else ""
   print(f"test accuracy {metrics['test_accuracy']:.4f}{backend} on "
         f"{metrics['test_examples']} clips, {len(result.splits.speakers)} speakers, "
         f"{metrics['epochs_run']} epochs in {result.seconds / 60:.1f} min -> {folder}")

@@ -13,6 +13,11 @@ weights (`with_lda_head`) and the saved model predicts as before.
 The network's softmax is trained to separate the training clips; LDA
 measures how far apart the speakers are relative to how much each one's
 clips spread in the embedding, and it is the spread that unseen clips meet.
+
+The two err on different clips, so the default back end scores with both:
+the average of their log-posteriors (`with_average_head`), a score-level
+fusion with equal weights, unless one of them alone is clearly better on
+the validation split (`choose_backend`).
 """
 
 from __future__ import annotations
@@ -133,6 +138,24 @@ def with_lda_head(model: keras.Model, train, classes: int) -> keras.Model:
   return keras.Model(model.input, outputs, name=model.name)
 
 
+def with_average_head(network: keras.Model, lda: keras.Model) -> keras.Model:
+  """The network's softmax and LDA's (`with_lda_head`) in one model: the
+  average of their log-posteriors, renormalised (the geometric mean of the
+  two posteriors), out of a softmax layer named `speaker`. Both heads read
+  the same embedding, computed once; LDA's weights are copied from `lda`."""
+  weights = lda.get_layer("speaker").get_weights()
+  embedding = network.get_layer("embedding").output
+  own = layers.Activation("log_softmax", dtype="float32", name="softmax_log_posterior")(
+      network.get_layer("speaker").input)
+  lda_head = layers.Dense(len(weights[1]), activation="log_softmax", dtype="float32",
+                          name="lda_log_posterior")
+  average = layers.Average(dtype="float32", name="average_log_posterior")(
+      [own, lda_head(embedding)])
+  outputs = layers.Activation("softmax", dtype="float32", name="speaker")(average)
+  lda_head.set_weights(weights)
+  return keras.Model(network.input, outputs, name=network.name)
+
+
 def posteriors(model: keras.Model, split) -> tuple[np.ndarray, np.ndarray]:
   """(the model's posteriors, the labels) on a split of (images, labels)."""
   probs, labels = [], []
@@ -158,30 +181,40 @@ def held_out_scores(model: keras.Model, held_out) -> dict:
   return {"accuracy": right / n, "cross_entropy": loss / n, "clips": n}
 
 
-# How many more validation clips the softmax must get right than LDA to be
-# kept: a share of the validation split, and never fewer than MARGIN_CLIPS.
+# How many more validation clips one back end alone must get right than the
+# average of both to be kept: a share of the validation split, and never
+# fewer than MARGIN_CLIPS.
 MARGIN_SHARE, MARGIN_CLIPS = 0.02, 2
+SINGLE = ("lda", "softmax")   # on a tie of their leads, LDA
 
 
 def choose_backend(candidates: dict, held_out) -> tuple[str, dict]:
-  """`--backend auto`: LDA on the embedding (`candidates["lda"]`) unless the
-  network's own softmax (`candidates["softmax"]`) is right on clearly more
-  clips of the validation split: at least 2 % of them, and at least 2. The
-  comparison leans towards the softmax, so a tie or a clip or two goes to
-  LDA: the kept epoch and the fusion weights were both chosen on these same
-  clips, which LDA (fitted on the training clips) never saw
-  (docs/training.md measures the lean). Without a validation split, LDA.
-  Returns (the chosen name, the record metrics.json keeps: the rule, each
-  candidate's validation accuracy, cross-entropy and clips right)."""
+  """`--backend auto`: the average of the softmax's and LDA's log-posteriors
+  (`candidates["average"]`) unless the network's own softmax or LDA alone
+  (`candidates["softmax"]`, `candidates["lda"]`) is right on clearly more
+  clips of the validation split than the average: at least 2 % of them,
+  and at least 2. A clip or two is no evidence: the splits hold a few
+  hundred clips, and the kept epoch and the fusion weights were both
+  chosen on these same clips, which LDA (fitted on the training clips)
+  never saw (docs/training.md measures that lean). Without a validation
+  split, the average. Returns (the chosen name, the record metrics.json
+  keeps: the rule, each candidate's validation accuracy, cross-entropy and
+  clips right)."""
   if held_out is None:
-    return "lda", {"chosen": "lda", "why": "no validation split"}
+    return "average", {"chosen": "average", "why": "no validation split"}
   scores = {name: held_out_scores(model, held_out) for name, model in candidates.items()}
-  n = scores["lda"]["clips"]
-  right = {name: round(v["accuracy"] * v["clips"]) for name, v in scores.items()}
-  margin = max(MARGIN_CLIPS, math.ceil(MARGIN_SHARE * n))
-  chosen = "softmax" if right["softmax"] - right["lda"] >= margin else "lda"
-  for name in scores:
-    scores[name]["right"] = right[name]
+  for v in scores.values():
+    v["right"] = round(v["accuracy"] * v["clips"])
+  chosen, margin = rule({name: v["right"] for name, v in scores.items()},
+                        scores["average"]["clips"])
   return chosen, {"chosen": chosen, "validation": scores, "margin_clips": margin,
-                  "why": "LDA unless the softmax is right on at least margin_clips more "
-                         "validation clips"}
+                  "why": "the average of the softmax's and LDA's log-posteriors unless one "
+                         "alone is right on at least margin_clips more validation clips"}
+
+
+def rule(right: dict, clips: int) -> tuple[str, int]:
+  """choose_backend's rule on the validation clips right per back end, out
+  of `clips`: (the chosen name, the margin in clips)."""
+  margin = max(MARGIN_CLIPS, math.ceil(MARGIN_SHARE * clips))
+  best = max(SINGLE, key=lambda name: right[name])      # ties to the first: LDA
+  return (best if right[best] - right["average"] >= margin else "average"), margin

@@ -34,6 +34,14 @@ def compile_model(model: keras.Model, learning_rate: float, decay_steps: int | N
   return model
 
 
+def speaker_posteriors(x, num_classes: int):
+  """The output of every network: linear scores (`logits`), then the softmax
+  layer `speaker`, both in float32 also under mixed precision (stable
+  probabilities). The scores stay reachable as the softmax's input, for the
+  back ends that combine them with LDA's (trainer.heads)."""
+  logits = layers.Dense(num_classes, dtype="float32", name="logits")(x)
+  return layers.Activation("softmax", dtype="float32", name="speaker")(logits)
+
 
 def _track_levels(tracks, red: int, levels: int, pooling: str = "all"):
   """Per descriptor track: its red statistics (if read), the mean of its blue
@@ -203,10 +211,7 @@ def build_model(name: str, spec: EncodingSpec, image_size: int, planes: str, num
   else:
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
   x = layers.Dropout(0.5)(x)
-  # Softmax in float32 also under mixed precision, for stable probabilities.
-  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32",
-                         name="speaker")(x)
-  return keras.Model(inputs, outputs, name=f"a2i_{name}")
+  return keras.Model(inputs, speaker_posteriors(x, num_classes), name=f"a2i_{name}")
 
 
 def build_logmel_model(n_mels: int, frames: int, num_classes: int,
@@ -229,5 +234,4 @@ def build_logmel_model(n_mels: int, frames: int, num_classes: int,
   x = layers.Dropout(dropout)(x)
   x = layers.Dense(128, activation="relu", name="embedding")(x)
   x = layers.Dropout(0.5)(x)
-  outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="speaker")(x)
-  return keras.Model(inputs, outputs, name="a2i_logmel")
+  return keras.Model(inputs, speaker_posteriors(x, num_classes), name="a2i_logmel")

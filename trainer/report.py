@@ -92,17 +92,15 @@ def _fusion_effect(model, test, labels, weights):
 
 
 def _backend_effect(result, config, test, labels):
-  """The back end and, beside it, the test accuracy of the network's own
-  softmax (the same number as test_accuracy with backend softmax); with
-  backend auto, also LDA's, and what was chosen on what evidence."""
+  """The back end and, beside it, the test accuracy of each back end the run
+  built: the network's own softmax (the same number as test_accuracy with
+  backend softmax), LDA, their average; with backend auto, all three and
+  what was chosen on what evidence."""
   out = {"name": config.backend, **(result.backend_choice or {})}
-  if config.backend == "auto":
-    others = {"softmax": result.network, "lda": result.lda}
-  else:   # the one that is not the saved model: the softmax beside LDA
-    others = {"softmax": result.network} if result.network is not result.model else {}
+  built = {"softmax": result.network, "lda": result.lda, "average": result.average}
+  others = {name: model for name, model in built.items() if model is not None
+            and (config.backend == "auto" or model is not result.model)}
   for name, model in others.items():
-    if model is None:
-      continue
     _, prob, _ = predict(model, test)
     out[f"test_accuracy_{name}"] = float((prob.argmax(axis=1) == labels).mean())
   return out

@@ -13,9 +13,10 @@ by 0.001 for `config.patience` epochs, and the best weights are kept. A
 model that fuses plane groups (`cells` on several planes) then has its
 fusion weights fitted on the validation split (heads.calibrate_fusion).
 With `backend="lda"` the network's softmax is then replaced by LDA fitted on
-the training clips' embeddings (trainer.heads); with `backend="auto"` the
-one of the two that scores better on the validation split is kept
-(heads.choose_backend).
+the training clips' embeddings (trainer.heads), with `backend="average"` by
+the average of the two's log-posteriors; with `backend="auto"` (the
+default) by the average unless the softmax or LDA alone is clearly better
+on the validation split (heads.choose_backend).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class TrainResult:
   best_epoch: int          # 1-based epoch whose weights the model holds
   fusion_weights: list | None = None   # per plane group, fitted on validation (cells)
   network: object = None   # the trained network with its own softmax (`model` with backend lda)
-  lda: object = None       # the network with the LDA head (backends lda and auto)
+  lda: object = None       # the network with the LDA head (backends lda, average and auto)
+  average: object = None   # the network with both heads averaged (backends average and auto)
   backend_choice: dict | None = None   # backend auto: what was chosen, on what evidence
   keras_backend: str = "tensorflow"   # what computed it (KERAS_BACKEND)
 
@@ -179,13 +181,18 @@ def train(config: TrainConfig, speakers: list[int] | None = None, folder: str | 
                       callbacks=callbacks, verbose=verbosity() if verbose is None else verbose,
                       shuffle=False)   # the input pipeline shuffles, seeded
   fusion = heads.calibrate_fusion(model, held_out) if held_out is not None else None
-  network, lda, choice = model, None, None
-  if config.backend in ("lda", "auto"):
+  network, lda, average, choice = model, None, None, None
+  if config.backend != "softmax":
     with scope():
       model = lda = heads.with_lda_head(network, splits.train, classes)
+  if config.backend in ("average", "auto"):
+    with scope():
+      model = average = heads.with_average_head(network, lda)
   if config.backend == "auto":
-    chosen, choice = heads.choose_backend({"softmax": network, "lda": lda}, held_out)
-    model = network if chosen == "softmax" else lda
+    candidates = {"softmax": network, "lda": lda, "average": average}
+    chosen, choice = heads.choose_backend(candidates, held_out)
+    model = candidates[chosen]
   return TrainResult(model, history, splits, epochs, time.time() - started,
                      device_name(gpus), precision, stopper.best_epoch + 1,
-                     fusion, network, keras_backend=backend, lda=lda, backend_choice=choice)
+                     fusion, network, keras_backend=backend, lda=lda, average=average,
+                     backend_choice=choice)
