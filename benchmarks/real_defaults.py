@@ -231,6 +231,8 @@ def auto_choice(backend: dict) -> str:
   from trainer.heads import rule
 
   v = backend["validation"]
+  if "average" not in v:        # a study under the previous rule: the choice it made
+    return backend["chosen"]
   return rule({k: round(x["accuracy"] * x["clips"]) for k, x in v.items()},
               v["average"]["clips"])[0]
 
@@ -286,12 +288,14 @@ def alternatives_table(out: dict) -> str:
       def clips(key):
         return [round(r["backend"][key] * n) for r in runs]
 
+      averaged = all("test_accuracy_average" in r["backend"] for r in runs)
       auto = [round(r["test_accuracy"] * n) for r in runs]
       v = [r["backend"]["validation"][auto_choice(r["backend"])]["accuracy"] for r in runs]
       lines.append(f"| {corpus} | {setting} | {', '.join(map(str, auto))} of {n} | "
                    f"{np.mean(auto) / n:.3f} | {sum(clips('test_accuracy_softmax'))} | "
                    f"{sum(clips('test_accuracy_lda'))} | "
-                   f"{sum(clips('test_accuracy_average'))} | {np.mean(v):.3f} | "
+                   f"{sum(clips('test_accuracy_average')) if averaged else '-'} | "
+                   f"{np.mean(v):.3f} | "
                    f"{np.mean([r['epochs_run'] for r in runs]):.1f} |")
   return "\n".join(lines)
 
@@ -303,14 +307,14 @@ def table(out: dict) -> str:
     runs = row["runs"]
 
     def mean(values):
-      return f"{np.mean(values):.3f}"
+      return f"{np.mean(values):.3f}" if None not in values else "-"
 
     b = row["baselines"]
     lines.append(" | ".join([
         f"| {corpus}", str(runs[0]["speakers"]), str(runs[0]["test_examples"]),
         mean([r["backend"]["test_accuracy_softmax"] for r in runs]),
         mean([r["backend"]["test_accuracy_lda"] for r in runs]),
-        mean([r["backend"]["test_accuracy_average"] for r in runs]),
+        mean([r["backend"].get("test_accuracy_average") for r in runs]),
         mean([r["backend"][f"test_accuracy_{auto_choice(r['backend'])}"] for r in runs]),
         *(f"{b[k]['accuracy_mean']:.3f}" for k in ("logmel_cnn", "egemaps_logreg",
                                                     "descriptors_logreg"))]) + " |")
