@@ -193,9 +193,9 @@ def choose_backend(candidates: dict, held_out) -> tuple[str, dict]:
   (`candidates["average"]`) unless the network's own softmax or LDA alone
   (`candidates["softmax"]`, `candidates["lda"]`) is right on clearly more
   clips of the validation split than the average: at least 2 % of them,
-  and at least 2. A clip or two is no evidence: the splits hold a few
-  hundred clips, and the kept epoch and the fusion weights were both
-  chosen on these same clips, which LDA (fitted on the training clips)
+  and at least 2. A clip or two is no evidence: a validation split of a
+  hundred clips or so is near its ceiling, and the kept epoch and the
+  fusion weights were both chosen on these same clips, which LDA (fitted on the training clips)
   never saw (docs/training.md measures that lean). Without a validation
   split, the average. Returns (the chosen name, the record metrics.json
   keeps: the rule, each candidate's validation accuracy, cross-entropy and
