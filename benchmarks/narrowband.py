@@ -30,7 +30,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
-from benchmarks.real_protocols import command  # noqa: E402
+from benchmarks.real_protocols import command, command_once  # noqa: E402
 
 RATE = 8000
 
@@ -94,10 +94,7 @@ def main(argv=None) -> int:
                  args.data_dir, "--output", ablation, "--rows",
                  "logmel_cnn,egemaps_logreg,descriptors_logreg", "--backend", "auto",
                  "--seeds", args.seeds)}
-    for result, argv in steps.items():
-      # A step whose output is there from an earlier, stopped study is read.
-      done.append(command(*argv) if not os.path.exists(result) else
-                  "(read) " + shlex.join(["python", "-m", *map(str, argv)]))
+    done += [command_once(result, *argv) for result, argv in steps.items()]
     with open(runs) as f:
       row = next(iter(json.load(f)["runs"].values()))
     with open(os.path.join(ablation, "ablation.json")) as f:

@@ -45,7 +45,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
-from benchmarks.real_protocols import command  # noqa: E402
+from benchmarks.real_protocols import command, command_once  # noqa: E402
 
 # Each default of trainer.fit that the study tests, against the setting it
 # replaced: the same command with these flags added.
@@ -159,12 +159,10 @@ def main(argv=None) -> int:
         done.append(fit(other, fit_args + flags))
         row["alternatives"][alternative].append(run_summary(other))
     ablation = os.path.join(args.runs, f"{name}_baselines")
-    done.append(command("trainer.ablate", "--dataset", dataset, "--data_dir", args.data_dir,
-                        "--output", ablation, "--rows",
-                        "logmel_cnn,egemaps_logreg,descriptors_logreg", "--backend", "auto",
-                        "--seeds", args.seeds) if not os.path.exists(
-                            os.path.join(ablation, "ablation.json")) else
-                "(read) python -m trainer.ablate --output " + ablation)
+    done.append(command_once(os.path.join(ablation, "ablation.json"), "trainer.ablate",
+                             "--dataset", dataset, "--data_dir", args.data_dir, "--output",
+                             ablation, "--rows", "logmel_cnn,egemaps_logreg,descriptors_logreg",
+                             "--backend", "auto", "--seeds", args.seeds))
     with open(os.path.join(ablation, "ablation.json")) as f:
       row["baselines"] = json.load(f)
     out["corpora"][corpus] = row

@@ -38,6 +38,14 @@ def command(*argv) -> str:
   return line
 
 
+def command_once(result: str, *argv) -> str:
+  """`command(*argv)`, unless `result` (what it writes) is there from an
+  earlier, stopped study: then it is read, and the line says so."""
+  if os.path.exists(result):
+    return "(read) " + shlex.join(["python", "-m", *map(str, argv)])
+  return command(*argv)
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--real", required=True, help="the folder of klettres.sh and ktuberling.sh")
