@@ -10,6 +10,7 @@ import math
 import os
 import stat
 import threading
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -190,12 +191,25 @@ def _open_local(path: str):
   return open(path, "rb"), info.st_size
 
 
+class Recording(NamedTuple):
+  samples: np.ndarray   # float32, mono, at the working rate
+  source_rate: int      # the file's own sample rate
+
+
 def load_audio(path: str, spec: EncodingSpec = DEFAULT_SPEC,
                max_seconds: float = DEFAULT_MAX_SECONDS, notes: list | None = None,
                opener=None) -> np.ndarray:
+  """The recording's samples at the working rate (`load_recording`)."""
+  return load_recording(path, spec, max_seconds, notes, opener).samples
+
+
+def load_recording(path: str, spec: EncodingSpec = DEFAULT_SPEC,
+                   max_seconds: float = DEFAULT_MAX_SECONDS, notes: list | None = None,
+                   opener=None) -> Recording:
   """Reads any libsndfile format, and AAC (.m4a, .mp4, .aac) and Opus or
   Vorbis in WebM/Matroska through FFmpeg (PyAV); mixes to mono, resamples
-  to the working rate.
+  to the working rate, and keeps the file's own rate: it bounds the band
+  that holds anything (EncodingSpec.analysis_band).
 
   Reads in blocks so that a file over `max_seconds` (or a header that lies
   about its length) never allocates more than the cap. Repairs it made (a
@@ -235,7 +249,8 @@ def load_audio(path: str, spec: EncodingSpec = DEFAULT_SPEC,
       blocksize = max(1, min(rate * 30, BLOCK_BYTES // (4 * max(f.channels, 1))))
       blocks = (b.mean(axis=1) if b.shape[1] > 1 else b[:, 0]
                 for b in f.blocks(blocksize=blocksize, dtype="float32", always_2d=True))
-      return _decode_blocks(blocks, rate, spec, max_seconds, notes, sf.LibsndfileError)
+      return Recording(
+          _decode_blocks(blocks, rate, spec, max_seconds, notes, sf.LibsndfileError), rate)
 
 
 def _checked_rate(rate) -> int:
@@ -246,7 +261,7 @@ def _checked_rate(rate) -> int:
   return int(rate)
 
 
-def _load_with_ffmpeg(stream, spec: EncodingSpec, max_seconds: float, notes) -> np.ndarray:
+def _load_with_ffmpeg(stream, spec: EncodingSpec, max_seconds: float, notes) -> Recording:
   """A compressed container (AAC in MP4, Opus or Vorbis in WebM/Matroska,
   raw AAC) decoded frame by frame by FFmpeg through PyAV, whose wheels ship
   FFmpeg's decoders: the same blocks, cap and checks as libsndfile's formats.
@@ -273,7 +288,8 @@ def _load_with_ffmpeg(stream, spec: EncodingSpec, max_seconds: float, notes) -> 
           x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
         yield x.astype(np.float32, copy=False).mean(axis=0)
 
-    return _decode_blocks(blocks(), rate, spec, max_seconds, notes, av.error.FFmpegError)
+    return Recording(
+        _decode_blocks(blocks(), rate, spec, max_seconds, notes, av.error.FFmpegError), rate)
 
 
 def _decode_blocks(blocks, rate: int, spec: EncodingSpec, max_seconds: float, notes,

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from pipeline.audio import DEFAULT_MAX_SECONDS, AudioError, load_audio
+from pipeline.audio import DEFAULT_MAX_SECONDS, AudioError, load_recording
 from pipeline.spec import DEFAULT_SPEC, EncodingSpec
 
 
@@ -22,6 +22,8 @@ class Clip:
   index: int
   start: int            # first sample in the recording, at the working rate
   samples: np.ndarray   # float32, at most spec.clip_samples long, unpadded
+  band: float | None = None   # Hz: the spectral descriptors' upper edge (None: the
+                              # working rate's Nyquist; EncodingSpec.analysis_band)
 
   def start_seconds(self, spec: EncodingSpec = DEFAULT_SPEC) -> float:
     return self.start / spec.sample_rate
@@ -77,8 +79,10 @@ def active_frames(level_db: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> np
   return level_db > threshold
 
 
-def segment(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> list[Clip]:
-  """Splits a working-rate recording into clips; raises AudioError if none is usable."""
+def segment(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC,
+            band: float | None = None) -> list[Clip]:
+  """Splits a working-rate recording into clips, which carry the recording's
+  analysis `band`; raises AudioError if none is usable."""
   level = frame_rms_db(x, spec)
   active = active_frames(level, spec)
   if not active.any():
@@ -91,7 +95,7 @@ def segment(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> list[Clip]:
     start = k * spec.clip_samples
     if start >= len(x) or n_active * frame_seconds < spec.min_speech_seconds:
       continue
-    clips.append(Clip(len(clips), start, x[start:start + spec.clip_samples]))
+    clips.append(Clip(len(clips), start, x[start:start + spec.clip_samples], band))
   if not clips:
     speech = float(active.sum()) * frame_seconds
     raise AudioError(
@@ -101,6 +105,8 @@ def segment(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> list[Clip]:
 
 def clips_of(path: str, spec: EncodingSpec = DEFAULT_SPEC,
              max_seconds: float = DEFAULT_MAX_SECONDS, opener=None) -> list[Clip]:
-  """The clips of an audio file (pipeline.audio.load_audio, then `segment`);
-  raises AudioError when it gives none."""
-  return segment(load_audio(path, spec, max_seconds, opener=opener), spec)
+  """The clips of an audio file (pipeline.audio.load_recording, then
+  `segment`), each with the band its rate holds; raises AudioError when it
+  gives none."""
+  x, rate = load_recording(path, spec, max_seconds, opener=opener)
+  return segment(x, spec, spec.analysis_band(rate))

@@ -31,16 +31,18 @@ class EncodedClip:
 
 
 def encode_clip(x: np.ndarray, image_size: int = 512, spec: EncodingSpec = DEFAULT_SPEC,
-                require_speech: bool = True) -> EncodedClip:
+                require_speech: bool = True, band: float | None = None) -> EncodedClip:
   """Encodes a clip already at the working rate (as `segment` returns them).
 
   `require_speech=False` skips the clip's own speech check, for clips that
-  `segment` already accepted on the recording's activity.
+  `segment` already accepted on the recording's activity. `band`: the upper
+  edge of the spectral descriptors' band (`Clip.band`; None: the working
+  rate's Nyquist frequency).
   """
   if image_size < 7 * 2:
     raise ValueError(f"image_size {image_size} is too small for the 7x7 grid")
   x = x[:spec.clip_samples]
-  d = describe(x, spec)
+  d = describe(x, spec, band)
   active = np.count_nonzero(~np.isnan(d.tracks[TRACK_INDEX["rms"]]))
   if active == 0 and require_speech:
     raise AudioError("silent")
@@ -62,7 +64,8 @@ def encode(waveform: np.ndarray, sample_rate: int, image_size: int = 512,
   Audio beyond one clip (spec.clip_seconds) is ignored: cut long recordings
   with `pipeline.clips.segment` first. Raises AudioError for unusable input.
   """
-  return encode_clip(to_working_rate(waveform, sample_rate, spec), image_size, spec).image
+  return encode_clip(to_working_rate(waveform, sample_rate, spec), image_size, spec,
+                     band=spec.analysis_band(sample_rate)).image
 
 
 def decode_green(image: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC):
@@ -118,7 +121,7 @@ def main(argv=None) -> int:
       stem = os.path.join(args.out, os.path.splitext(rel)[0])
       os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
       for clip in clips:
-        image = encode_clip(clip.samples, args.image_size).image
+        image = encode_clip(clip.samples, args.image_size, band=clip.band).image
         out = f"{stem}_clip{clip.index:03d}.png"
         Image.fromarray(image, "RGB").save(out)
         written += 1

@@ -37,35 +37,48 @@ class Description:
 class _Analysis:
   window: np.ndarray
   window_spectrum: np.ndarray   # rfft of the window, n_fft points
-  freqs: np.ndarray
-  mel: np.ndarray          # (n_mels, n_fft//2+1)
-  chroma: np.ndarray       # (12, n_fft//2+1)
-  contrast_bands: tuple    # (first bin, end bin, bins averaged) per octave band
+  bins: int                # the FFT bins up to the analysis band's upper edge
+  freqs: np.ndarray        # their frequencies
+  mel: np.ndarray          # (n_mels, bins)
+  chroma: np.ndarray       # (12, bins)
+  contrast_bands: tuple    # (first bin, end bin, bins averaged) per octave band,
+                           # None for a band above the analysis band
 
 
-@functools.lru_cache(maxsize=8)
-def _analysis(spec: EncodingSpec) -> _Analysis:
+@functools.lru_cache(maxsize=16)
+def _analysis(spec: EncodingSpec, band: float) -> _Analysis:
+  """The filters of one analysis band: the spectral descriptors read the
+  FFT bins from 0 Hz to `band` (the working rate's Nyquist frequency, or a
+  recording's own when lower)."""
   window = np.hanning(spec.win_length + 1)[:-1].astype(np.float32)  # periodic Hann
+  freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sample_rate)
+  bins = int(np.count_nonzero(freqs <= band))
   return _Analysis(
       window=window,
       window_spectrum=scipy.fft.rfft(window, n=spec.n_fft).astype(np.complex64),
-      freqs=np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sample_rate).astype(np.float32),
-      mel=librosa.filters.mel(sr=spec.sample_rate, n_fft=spec.n_fft,
-                              n_mels=spec.n_mels).astype(np.float32),
+      bins=bins,
+      freqs=freqs[:bins].astype(np.float32),
+      mel=librosa.filters.mel(sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels,
+                              fmax=band)[:, :bins].astype(np.float32),
       chroma=librosa.filters.chroma(sr=spec.sample_rate, n_fft=spec.n_fft,
-                                    tuning=0.0).astype(np.float32),
-      contrast_bands=_octave_bands(spec))
+                                    tuning=0.0)[:, :bins].astype(np.float32),
+      contrast_bands=_octave_bands(spec, bins))
 
 
-def _octave_bands(spec: EncodingSpec, n_bands: int = 6, quantile: float = 0.02):
+def _octave_bands(spec: EncodingSpec, bins: int, n_bands: int = 6, quantile: float = 0.02):
   """librosa.feature.spectral_contrast's bands: below fmin, then octaves from
-  fmin, the last one running to Nyquist; each band borrows the bin below it
-  and drops its top bin, and averages its `quantile` extremes."""
-  freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sample_rate)
+  fmin, the last one running to the top of the analysis band (its first
+  `bins` FFT bins); each band borrows the bin below it and drops its top
+  bin, and averages its `quantile` extremes. A band wholly above the
+  analysis band is None (its contrast is undefined, NaN)."""
+  freqs = np.fft.rfftfreq(spec.n_fft, 1.0 / spec.sample_rate)[:bins]
   edges = np.concatenate([[0.0], spec.contrast_fmin * 2.0 ** np.arange(n_bands + 1)])
   bands = []
   for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
     inside = np.flatnonzero((freqs >= lo) & (freqs <= hi))
+    if len(inside) == 0:
+      bands.append(None)
+      continue
     first = inside[0] - 1 if k > 0 else inside[0]
     end = len(freqs) if k == n_bands else inside[-1] + 1
     count = end - first
@@ -116,8 +129,12 @@ def _rolloff_bins(by_bin, fraction):
 def spectral_contrast(mag: np.ndarray, bands) -> np.ndarray:
   """(frames, bands) peak-to-valley level in dB of each octave band: the mean
   of its loudest `q` bins over the mean of its quietest `q`, each in dB
-  floored 80 dB under its maximum over the frames given (librosa's
-  spectral_contrast with power_to_db's top_db)."""
+  floored 80 dB under its maximum over the frames and bands given
+  (librosa's spectral_contrast with power_to_db's top_db). A band given as
+  None (above the analysis band) is NaN."""
+  out = np.full((len(mag), len(bands)), np.nan)
+  present = [k for k, b in enumerate(bands) if b is not None]
+  bands = [bands[k] for k in present]
   peak = np.empty((len(mag), len(bands)))
   valley = np.empty_like(peak)
   # Most bands average one bin each way: their extremes come from one call
@@ -137,7 +154,8 @@ def spectral_contrast(mag: np.ndarray, bands) -> np.ndarray:
     peak[:, k] = band[:, -q:].mean(axis=1)
   db = [10 * np.log10(np.maximum(v, 1e-10)) for v in (peak, valley)]
   db = [np.maximum(d, d.max() - 80.0) for d in db]
-  return db[0] - db[1]
+  out[:, present] = db[0] - db[1]
+  return out
 
 
 def _local_peaks(frames: np.ndarray, local_mean: np.ndarray, window: np.ndarray,
@@ -163,9 +181,16 @@ def _around_centre(spec: EncodingSpec, periods: float = 1.0) -> slice:
   return slice(max(half - reach, 0), half + reach)
 
 
-def describe(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> Description:
-  """Tracks and summary statistics of one clip (working rate, unpadded)."""
-  a = _analysis(spec)
+def describe(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC,
+             band: float | None = None) -> Description:
+  """Tracks and summary statistics of one clip (working rate, unpadded).
+
+  The spectral descriptors (centroid to flatness, MFCC, contrast, chroma)
+  read the spectrum from 0 Hz to `band` Hz (None: the working rate's Nyquist
+  frequency; a recording's own when lower, EncodingSpec.analysis_band);
+  pitch and HNR always read the whole spectrum, which holds nothing above
+  the recording's band anyway."""
+  a = _analysis(spec, float(band or spec.sample_rate / 2))
   x = np.asarray(x, np.float32)[:spec.clip_samples]
   level = frame_rms_db(x, spec)
   idx = np.flatnonzero(active_frames(level, spec))
@@ -188,6 +213,7 @@ def describe(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC) -> Description:
                _peak_about_mean(x), np.diff(idx, prepend=-2) > 1, spec)
     values[_I["f0"]] = f0
     values[_I["hnr"]] = harmonicity(x, idx * spec.hop_length, ~np.isnan(f0), spec)
+    power, mag = power[:, :a.bins], mag[:, :a.bins]   # the analysis band
     values[_I["centroid"]:_I["flatness"] + 1] = spectral_shape(mag, power, a.freqs)
     m0, c0, h0 = _I["mfcc0"], _I["contrast0"], _I["chroma_C"]
     log_mel = 10 * np.log10(np.maximum(power @ a.mel.T, 1e-10))

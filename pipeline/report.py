@@ -18,12 +18,14 @@ def explain(status: str, reason: str) -> str:
 
 
 def report_record(f, status: str, reason: str = "", detail: str = "", clips: int = 0,
-                  seconds: float = 0.0) -> dict:
-  """The report's line for a CorpusFile `f`: encoded (with its clips and
-  seconds of audio), failed or skipped (with the reason and its detail)."""
+                  seconds: float = 0.0, sample_rate: int | None = None,
+                  band: float | None = None) -> dict:
+  """The report's line for a CorpusFile `f`: encoded (with its clips,
+  seconds of audio, its own sample rate and the band its descriptors were
+  measured over, in Hz), failed or skipped (with the reason and its detail)."""
   return {"file": f.relpath, "speaker": f.speaker, "group": f.group, "split": None,
           "status": status, "reason": reason, "detail": detail, "clips": clips,
-          "seconds": round(seconds, 3)}
+          "seconds": round(seconds, 3), "sample_rate": sample_rate, "band_hz": band}
 
 
 class BuildError(RuntimeError):
@@ -75,6 +77,7 @@ def report_summary(records, counters: dict, checks: dict, config, layout: str,
   the first few files not encoded as `examples` for the console."""
   status, clips, files_per_split = collections.Counter(), collections.Counter(), collections.Counter()
   speakers, failures, skipped = collections.Counter(), collections.Counter(), collections.Counter()
+  bands = collections.Counter()
   seconds, examples = 0.0, []
   for r in records:
     status[r["status"]] += 1
@@ -83,6 +86,8 @@ def report_summary(records, counters: dict, checks: dict, config, layout: str,
       clips[r["split"]] += r["clips"]
       files_per_split[r["split"]] += 1
       speakers[r["speaker"]] += r["clips"]
+      if r.get("band_hz"):
+        bands[r["band_hz"]] += 1
     elif r["status"] == "failed":
       failures[r["reason"]] += 1
     else:
@@ -108,6 +113,9 @@ def report_summary(records, counters: dict, checks: dict, config, layout: str,
           "failures": dict(sorted(failures.items())),
           "skipped_by_reason": dict(sorted(skipped.items())),
           "audio_seconds": round(seconds, 1),
+          "files_per_band": {f"{b:g}": bands[b] for b in sorted(bands, reverse=True)},
+          "working_band_hz": config.encoding.analysis_band() if hasattr(config, "encoding")
+                             else None,
       },
       "checks": checks,
       "reasons": {"failed": {r: explain("failed", r) for r in sorted(failures)},
@@ -149,6 +157,11 @@ def format_summary(report: dict, location: str = "") -> str:
           f"; without any clip: {', '.join(s['speakers_without_clips'])}"
           if s["speakers_without_clips"] else ""),
   ]
+  bands = s.get("files_per_band", {})
+  if any(float(b) < (s.get("working_band_hz") or 0) for b in bands):
+    lines.append("  band     descriptors measured to " + ", ".join(
+        f"{float(b) / 1000:g} kHz in {n} file{'s' * (n != 1)}" for b, n in bands.items())
+        + " (a file sampled under the working rate: to its own Nyquist frequency)")
   checks = report.get("checks", {})
   leaks = [f"{checks['sessions_in_several_splits']['count']} sessions in several splits"
            if checks.get("sessions_in_several_splits", {}).get("count") else "",

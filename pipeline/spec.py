@@ -14,7 +14,8 @@ import dataclasses
 import json
 
 IMAGE_SIZES = (64, 128, 256, 512)
-SPEC_VERSION = "2.0.0"   # major: what a pixel means; minor: what the record holds
+SPEC_VERSION = "2.1.0"   # major: what a pixel means; minor: what the record holds
+BAND_LIMITS = ("recording", "working")
 
 
 class SpecMismatch(ValueError):
@@ -92,6 +93,9 @@ class EncodingSpec:
   noise_margin_db: float = 6.0      # ... nor frames within 6 dB of the noise floor
   noise_percentile: float = 10.0    # the noise floor: this percentile of frame levels
   min_speech_seconds: float = 0.5   # a clip needs this much active audio
+  band_limit: str = "working"       # spectral descriptors up to the working rate's Nyquist
+                                    # frequency; "recording": up to the recording's own when
+                                    # lower (docs/encoding.md: measured, not the default)
   green_law: str = "mulaw"          # "mulaw" or "linear"
   mu: int = 255
   version: str = SPEC_VERSION
@@ -103,6 +107,20 @@ class EncodingSpec:
   @property
   def clip_frames(self) -> int:
     return 1 + self.clip_samples // self.hop_length
+
+  def analysis_band(self, source_rate: float | None = None) -> float:
+    """Upper edge in Hz of the band the spectral descriptors are measured
+    over, for a recording sampled at `source_rate` (None: unknown, taken as
+    at least the working rate): the working rate's Nyquist frequency, or
+    with band_limit="recording" the recording's own when lower, so that an
+    8 kHz recording's empty 4-8 kHz band (the resampler's stop band) weighs
+    in no descriptor."""
+    nyquist = self.sample_rate / 2
+    if self.band_limit not in BAND_LIMITS:
+      raise ValueError(f"band_limit {self.band_limit!r}: one of {', '.join(BAND_LIMITS)}")
+    if self.band_limit == "working" or not source_rate:
+      return nyquist
+    return min(nyquist, source_rate / 2)
 
   def green_rate(self, image_size: int) -> float:
     """Sample rate of the waveform laid out in the green plane."""
@@ -131,6 +149,9 @@ class EncodingSpec:
       if difference:
         raise SpecMismatch(f"the recorded encoding layout differs from this a2i's "
                            f"({difference}): its pixels would be misread")
+    d.setdefault("band_limit", "working")   # recorded before the setting existed
+    if d["band_limit"] not in BAND_LIMITS:
+      raise SpecMismatch(f"band_limit {d['band_limit']!r} (spec {version}): written by another a2i")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:

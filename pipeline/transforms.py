@@ -41,7 +41,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from pipeline import shards
-from pipeline.audio import AudioError, load_audio
+from pipeline.audio import AudioError, load_recording
 from pipeline.bulk import prepare_process
 from pipeline.clips import clips_of, segment
 from pipeline.corpus import CorpusFile, is_url
@@ -86,7 +86,7 @@ def analyse_file(f: CorpusFile, spec: EncodingSpec, max_seconds: float):
   file: how many clips it gives, or why none."""
   notes = []
   try:
-    x = load_audio(f.path, spec, max_seconds, notes, opener_for(f.path))
+    x, rate = load_recording(f.path, spec, max_seconds, notes, opener_for(f.path))
   except AudioError as e:
     return report_record(f, "failed", e.reason, e.detail), None, {f"files_failed_{e.reason}": 1}
   counts = {"files_decoded": 1, "audio_seconds_decoded": int(round(len(x) / spec.sample_rate))}
@@ -98,9 +98,11 @@ def analyse_file(f: CorpusFile, spec: EncodingSpec, max_seconds: float):
     clips = segment(x, spec)
   except AudioError as e:
     counts[f"files_failed_{e.reason}"] = 1
-    return report_record(f, "failed", e.reason, e.detail, seconds=seconds), None, counts
+    return (report_record(f, "failed", e.reason, e.detail, seconds=seconds, sample_rate=rate),
+            None, counts)
   counts["clips_cut"] = len(clips)
-  return (report_record(f, "encoded", detail=f.detail, clips=len(clips), seconds=seconds),
+  return (report_record(f, "encoded", detail=f.detail, clips=len(clips), seconds=seconds,
+                        sample_rate=rate, band=spec.analysis_band(rate)),
           fingerprint(x), counts)
 
 
@@ -222,7 +224,7 @@ def png_bytes(image) -> bytes:
 
 def clip_example(f: CorpusFile, clip, spec: EncodingSpec, image_size: int) -> dict:
   """One clip in the dataset's features (image as PNG bytes)."""
-  encoded = encode_clip(clip.samples, image_size, spec, require_speech=False)
+  encoded = encode_clip(clip.samples, image_size, spec, require_speech=False, band=clip.band)
   return {
       "image": png_bytes(encoded.image),
       "speaker": f.speaker,

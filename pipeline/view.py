@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     if not 0 <= args.clip < len(clips):
       parser.error(f"--clip {args.clip}: {args.file} has {len(clips)} clip(s)")
     clip = clips[args.clip].samples
-    image = encode_clip(clip, args.image_size).image
+    image = encode_clip(clip, args.image_size, band=clips[args.clip].band).image
     y, rate = decode_green(image)      # against the clip brought to the plane's rate
     snr = si_snr(resample(clip, DEFAULT_SPEC.sample_rate, rate), y)
     draw(image, f"{os.path.basename(args.file)}, clip {args.clip}", args.out, snr)

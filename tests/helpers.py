@@ -55,13 +55,17 @@ def write_compressed(path, x, sr, codec="aac", container="mp4", channels=1):
 
 
 def make_corpus(root, utterances=5):
-  """Three eSpeak NG voices, a long recording, and the usual broken files."""
+  """Three eSpeak NG voices (one take at 8 kHz), a long recording, and the
+  usual broken files."""
   from pipeline.espeak import synthesize
 
   for speaker, (voice, pitch) in VOICES.items():
     for i in range(utterances):
       x, sr = synthesize(f"Sentence {i} of the tests, read by {speaker} at an even pace.",
                          voice, rate=150 + 7 * i, pitch=pitch)
+      if speaker == "cyd" and i == utterances - 1:   # one telephone-band take
+        from pipeline.audio import resample
+        x, sr = resample(x, sr, 8000), 8000
       write_wav(root / speaker / f"{speaker}_{i}.wav", x, sr)
   long = np.concatenate([synthesize("A much longer recording that keeps going on and on, "
                                     "sentence after sentence, for the segmenter.", "en+f3",

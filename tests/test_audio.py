@@ -1,11 +1,13 @@
 """Decoding files of every common kind, and cutting recordings into clips."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.audio import AudioError, load_audio
-from pipeline.clips import segment
+from pipeline.audio import AudioError, load_audio, load_recording
+from pipeline.clips import clips_of, segment
 from pipeline.spec import DEFAULT_SPEC
 from tests.helpers import SR, tone, write_compressed, write_wav
 
@@ -31,6 +33,12 @@ def test_formats_rates_and_channels_decode_to_16k_mono(tmp_path, fmt, subtype, r
   assert abs(len(y) - SR) < 0.06 * SR                       # codecs may pad a little
   spectrum = np.abs(np.fft.rfft(y))
   assert np.argmax(spectrum) * SR / len(y) == pytest.approx(440.0, abs=3)
+  # The file's own rate is kept: with band_limit="recording" its clips are
+  # described up to its Nyquist frequency, at most the working rate's.
+  assert load_recording(str(path)).source_rate == rate
+  assert [c.band for c in clips_of(str(path))] == [SR / 2]
+  own = dataclasses.replace(S, band_limit="recording")
+  assert [c.band for c in clips_of(str(path), own)] == [min(rate, SR) / 2]
 
 
 @pytest.mark.parametrize("name,codec,container,rate,channels", [
@@ -48,7 +56,8 @@ def test_compressed_containers_decode_through_ffmpeg(tmp_path, speech, name, cod
 
   x = resample(speech["en+f3"], SR, rate)
   path = write_compressed(tmp_path / name, x, rate, codec, container, channels)
-  y = load_audio(str(path))
+  y, source_rate = load_recording(str(path))
+  assert source_rate == rate
   reference = load_audio(str(write_wav(tmp_path / "reference.wav", x, rate)))
   assert y.dtype == np.float32 and y.ndim == 1
   assert abs(len(y) - len(reference)) < 0.1 * SR              # priming and padding only

@@ -18,7 +18,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from pipeline.audio import load_audio
-from pipeline.clips import segment
+from pipeline.clips import clips_of, segment
 from pipeline.encode import encode_clip
 from tests.helpers import (ENV, build, example_digests, fresh_python, make_corpus,
                            python_without_tensorflow, write_wav)
@@ -92,11 +92,14 @@ def test_examples_match_report_and_recompute_from_audio(built, corpus):
     assert builder.info.splits[split].num_examples == n == sum(r["split"] == split for r in rows)
   assert builder.info.features["speaker"].names == ["ana", "ben", "cyd"]
   assert builder.info.metadata["image_size"] == 64
+  bands = {r["file"]: r["band_hz"] for r in report["files"]}
+  assert {bands[row["recording"]] for row in rows} == {8000.0}   # cyd_4.wav too: 8 kHz
+  assert report["summary"]["files_per_band"] == {"8000": len({r["recording"] for r in rows})}
   for row in rows:
-    clips = segment(load_audio(str(corpus / row["recording"])))
-    clip = clips[row["clip_index"]]
+    clip = clips_of(str(corpus / row["recording"]))[row["clip_index"]]
+    assert clip.band == bands[row["recording"]]
     with threadpool_limits(1):  # as the pipeline's workers run the core
-      expected = encode_clip(clip.samples, 64, require_speech=False)
+      expected = encode_clip(clip.samples, 64, require_speech=False, band=clip.band)
     np.testing.assert_array_equal(row["image"], expected.image)
     np.testing.assert_array_equal(row["descriptors"], expected.descriptors)
     assert row["start_seconds"] == pytest.approx(clip.start / 16000)

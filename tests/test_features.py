@@ -129,19 +129,7 @@ def test_spectral_descriptors_match_librosa_on_real_speech(real_speech):
     act = ~np.isnan(d.tracks[TRACK_INDEX["rms"], :mag.shape[1]])
     if act.sum() < 5:
       continue
-    mel = librosa.feature.melspectrogram(S=power, sr=SR, n_mels=S.n_mels)
-    reference = {
-        "centroid": (librosa.feature.spectral_centroid(S=mag, sr=SR, n_fft=S.n_fft), 2e-3, 0.5),
-        "bandwidth": (librosa.feature.spectral_bandwidth(S=mag, sr=SR, n_fft=S.n_fft), 2e-3, 0.5),
-        "rolloff": (librosa.feature.spectral_rolloff(S=mag, sr=SR, n_fft=S.n_fft), 0,
-                    SR / S.n_fft),
-        "flatness": (10 * np.log10(librosa.feature.spectral_flatness(S=mag)), 2e-3, 0.5),
-        "mfcc0": (librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None),
-                                       n_mfcc=S.n_mfcc), 1e-3, 0.05),
-        "chroma_C": (librosa.feature.chroma_stft(S=power, sr=SR, tuning=0.0), 1e-3, 0.01),
-        "contrast0": (librosa.feature.spectral_contrast(S=mag, sr=SR, fmin=S.contrast_fmin,
-                                                        n_bands=6), 1e-3, 1.0),
-    }
+    reference = _librosa_reference(mag, power, SR)
     lossless = _bands_above_rounding(mag)
     for first, (want, rtol, atol) in reference.items():
       k = TRACK_INDEX[first]
@@ -151,15 +139,71 @@ def test_spectral_descriptors_match_librosa_on_real_speech(real_speech):
                                  err_msg=f"{first} on {path}")
 
 
+def _librosa_reference(mag, power, rate):
+  """First track name -> (librosa's tracks from these spectra at `rate`
+  (the FFT length follows from their bins), rtol, atol)."""
+  mel = librosa.feature.melspectrogram(S=power, sr=rate, n_mels=S.n_mels)
+  return {
+      "centroid": (librosa.feature.spectral_centroid(S=mag, sr=rate), 2e-3, 0.5),
+      "bandwidth": (librosa.feature.spectral_bandwidth(S=mag, sr=rate), 2e-3, 0.5),
+      "rolloff": (librosa.feature.spectral_rolloff(S=mag, sr=rate), 0, SR / S.n_fft),
+      "flatness": (10 * np.log10(librosa.feature.spectral_flatness(S=mag)), 2e-3, 0.5),
+      "mfcc0": (librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None),
+                                     n_mfcc=S.n_mfcc), 1e-3, 0.05),
+      "chroma_C": (librosa.feature.chroma_stft(S=power, sr=rate, tuning=0.0), 1e-3, 0.01),
+      "contrast0": (librosa.feature.spectral_contrast(S=mag, sr=rate, fmin=S.contrast_fmin,
+                                                      n_bands=6), 1e-3, 1.0),
+  }
+
+
 def _bands_above_rounding(mag):
   """(7, frames): contrast bands whose quietest 2 % of bins stand clear of
   float32 rounding (1e-6 of the frame's peak)."""
-  bands = features._analysis(S).contrast_bands
+  bands = features._analysis(S, S.sample_rate / 2).contrast_bands
   out = np.zeros((len(bands), mag.shape[1]), bool)
   for k, (first, end, q) in enumerate(bands):
     valley = np.sort(mag[first:end], axis=0)[:q].mean(axis=0)
     out[k] = valley > 1e-6 * mag.max(axis=0)
   return out
+
+
+def test_a_narrowband_recording_is_described_as_librosa_would_at_its_own_rate(speech):
+  """An 8 kHz recording, brought to the working rate, is described over
+  0-4 kHz: its spectral descriptors are librosa's on the FFT bins up to
+  4 kHz, that is on the STFT it would have at 8 kHz with a 512-point FFT
+  (the same 15.6 Hz bins); the resampler's empty stop band above weighs in
+  none of them. Pitch, HNR, level and zero crossings do not depend on the band."""
+  from pipeline.audio import resample, to_working_rate
+
+  rate, band = 8000, 4000.0
+  x = to_working_rate(resample(speech["en+f3"], SR, rate), rate)[:S.clip_samples]
+  mag, power = _spectra(x)
+  bins = S.n_fft * rate // (2 * SR) + 1          # 0 Hz to 4 kHz
+  mag, power = mag[:bins], power[:bins]
+  d = features.describe(x, band=band)
+  act = ~np.isnan(d.tracks[TRACK_INDEX["rms"], :mag.shape[1]])
+  for first, (want, rtol, atol) in _librosa_reference(mag, power, rate).items():
+    k = TRACK_INDEX[first]
+    got = d.tracks[k:k + len(want), :mag.shape[1]][:, act]
+    np.testing.assert_allclose(got, want[:, act], rtol=rtol, atol=atol, err_msg=first)
+  whole = features.describe(x)                   # the same clip over the working band
+  for name in ("f0", "hnr", "rms", "zcr"):
+    np.testing.assert_array_equal(d.tracks[TRACK_INDEX[name]], whole.tracks[TRACK_INDEX[name]])
+  flatness = 2 * TRACK_INDEX["flatness"]
+  assert whole.descriptors[flatness] < -45 < d.descriptors[flatness]   # not the empty band's
+
+
+def test_a_band_under_an_octave_edge_leaves_those_contrast_bands_undefined(speech):
+  """A 4 kHz recording holds 0-2 kHz: contrast's 1.6-3.2 kHz band is read
+  to 2 kHz, the band above 3.2 kHz does not exist (NaN, as pitch is where
+  there is no voice), and a working-band clip keeps all seven."""
+  x = speech["en+m3"][:S.clip_samples]
+  c0 = TRACK_INDEX["contrast0"]
+  narrow = features.describe(x, band=2000.0).descriptors.reshape(-1, 2)[c0:c0 + 7]
+  assert np.isfinite(narrow[:6]).all() and np.isnan(narrow[6]).all()
+  assert np.isfinite(features.describe(x).descriptors.reshape(-1, 2)[c0:c0 + 7]).all()
+  np.testing.assert_array_equal(features.describe(x, band=8000.0).tracks,
+                                features.describe(x).tracks)
 
 
 def test_statistics_are_numpys_median_and_mean():

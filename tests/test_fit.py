@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 
+from pipeline.spec import SPEC_VERSION
 from tests.conftest import THREE_VOICES as VOICES
 from tests.helpers import ENV, cli, command_without_tensorflow, run
-
 from tfds_a2i import Builder
 
 VERSION = str(Builder.VERSION)
@@ -84,7 +84,7 @@ def test_metrics_schema_and_consistency(trained, dataset):
   assert ("fusion" in names) == (b["chosen"] != "lda")
   if b["chosen"] == "lda":
     assert model.get_layer("speaker").input is model.get_layer("embedding").output
-  assert config["dataset"] == m["dataset"] and config["versions"]["encoding_spec"] == "2.0.0"
+  assert config["dataset"] == m["dataset"] and config["versions"]["encoding_spec"] == SPEC_VERSION
 
 
 @pytest.mark.slow
@@ -323,6 +323,7 @@ def test_the_jax_backend_trains_without_tensorflow_to_the_same_accuracy(
       tmp_path / "refused", folder=tmp_path, env=env, check=False)
   assert refused.returncode == 2
   assert refused.stderr.strip().splitlines() == [
-      "error: a2i_speakers/three/2.0.0 is stored as tfrecord, which only TensorFlow reads, and "
+      f"error: a2i_speakers/three/{VERSION} is stored as tfrecord, which only TensorFlow "
+      "reads, and "
       "TensorFlow is not installed: install it, or rebuild the dataset with "
       "--file_format array_record"]

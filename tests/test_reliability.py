@@ -168,8 +168,8 @@ def make_fault_corpus(root, outside):
 def fault_build(tmp_path_factory):
   base = tmp_path_factory.mktemp("faults")
   root = make_fault_corpus(base / "messy", base / "outside")
-  out = build(["--input", str(root), "--image_size", "64", "--max_seconds", "5"],
-              base / "tfds")
+  out = build(["--input", str(root), "--image_size", "64", "--max_seconds", "5",
+               "--band_limit", "recording"], base / "tfds")
   with open(base / "tfds" / "a2i_speakers" / "messy_64" / VERSION / "build_report.json") as f:
     return root, json.load(f), out
 
@@ -188,6 +188,29 @@ def test_every_fault_gets_its_documented_outcome(fault_build):
     assert (got[rel]["status"], got[rel]["reason"]) == (status, reason), rel
     if detail:
       assert detail[0] in got[rel]["detail"], rel
+
+
+@pytest.mark.slow
+def test_each_file_reports_its_own_rate_and_the_band_it_was_described_over(fault_build):
+  """Built with --band_limit recording, the 8 kHz take is described to
+  4 kHz, the others (22-44 kHz) to the working rate's 8 kHz; the summary
+  counts files per band and the console says so, since the band changes
+  what the spectral descriptors mean."""
+  _, report, out = fault_build
+  got = {r["file"]: r for r in report["files"]}
+  assert (got["ana/narrow 8k.wav"]["sample_rate"], got["ana/narrow 8k.wav"]["band_hz"]) == (
+      8000, 4000.0)
+  assert (got["ana/stereo 44k.wav"]["sample_rate"], got["ana/stereo 44k.wav"]["band_hz"]) == (
+      44100, 8000.0)
+  encoded = [r for r in got.values() if r["status"] == "encoded"]
+  s = report["summary"]
+  assert s["files_per_band"] == {"8000": len(encoded) - 1, "4000": 1}
+  assert s["working_band_hz"] == 8000.0
+  never_decoded = [r for r in got.values()
+                   if r["status"] == "skipped" and r["reason"] == "not_audio"]
+  assert never_decoded and all(r["band_hz"] is r["sample_rate"] is None for r in never_decoded)
+  assert (f"band     descriptors measured to 8 kHz in {len(encoded) - 1} files, "
+          "4 kHz in 1 file") in out.stdout
 
 
 @pytest.mark.slow

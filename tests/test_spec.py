@@ -36,6 +36,7 @@ def test_the_record_holds_every_number_that_decides_a_pixel():
     (lambda r: r.update(version="3.0.0"), "written with encoding spec 3.0.0"),
     (lambda r: r.pop("version"), "encoding spec unrecorded"),
     (lambda r: r.update(pitch_method="yin"), "unknown encoding settings ['pitch_method']"),
+    (lambda r: r.update(band_limit="octave"), "band_limit 'octave'"),
 ])
 def test_a_record_this_code_would_misread_is_refused(change, message):
   r = record()
@@ -46,8 +47,29 @@ def test_a_record_this_code_would_misread_is_refused(change, message):
 
 def test_settings_and_a_newer_minor_version_are_honoured():
   r = record()
-  r.update(mu=127, version="2.1.0")
+  r.update(mu=127, version="2.9.0")
   spec = EncodingSpec.from_dict(r)
-  assert spec.mu == 127 and spec.version == "2.1.0"
+  assert spec.mu == 127 and spec.version == "2.9.0"
   del r["layout"]                  # a 2.x record from before the layout was stored
   assert EncodingSpec.from_dict(r).mu == 127
+
+
+def test_the_analysis_band_is_the_working_rates_or_the_recordings_own():
+  assert DEFAULT_SPEC.band_limit == "working"
+  assert {DEFAULT_SPEC.analysis_band(rate) for rate in (8000, 16000, 44100, None)} == {8000.0}
+  own = dataclasses.replace(DEFAULT_SPEC, band_limit="recording")
+  assert [own.analysis_band(rate) for rate in (8000, 11025, 16000, 44100, None)] == [
+      4000.0, 5512.5, 8000.0, 8000.0, 8000.0]
+  assert EncodingSpec.from_dict(json.loads(own.to_json())) == own
+  with pytest.raises(ValueError, match="band_limit 'octave'"):
+    dataclasses.replace(DEFAULT_SPEC, band_limit="octave").analysis_band(8000)
+
+
+def test_a_spec_2_0_record_reads_with_the_fixed_band_it_was_written_with():
+  """Spec 2.0.0 measured every recording to the working rate's Nyquist
+  frequency: its records, which do not name the setting, read as that."""
+  r = record()
+  del r["band_limit"]
+  r["version"] = "2.0.0"
+  spec = EncodingSpec.from_dict(r)
+  assert spec.band_limit == "working" and spec.analysis_band(8000) == 8000.0

@@ -27,7 +27,7 @@ import sys
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.console import CommandParser
 from pipeline.corpus import LAYOUTS, is_url, stream_corpus
-from pipeline.spec import DEFAULT_SPEC, IMAGE_SIZES
+from pipeline.spec import BAND_LIMITS, DEFAULT_SPEC, IMAGE_SIZES
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
                  help="length of the clip one image holds")
   p.add_argument("--min_speech_seconds", type=float, default=DEFAULT_SPEC.min_speech_seconds,
                  help="active audio a clip needs to be kept")
+  p.add_argument("--band_limit", default=DEFAULT_SPEC.band_limit, choices=BAND_LIMITS,
+                 help="the band spectral descriptors are measured over: the working rate's "
+                      "(0-8 kHz) or, for a file sampled lower, its own (docs/encoding.md)")
   p.add_argument("--max_seconds", type=float, default=DEFAULT_MAX_SECONDS,
                  help="per-file duration cap; longer files are refused")
   p.add_argument("--overwrite", action="store_true",
@@ -222,7 +225,8 @@ def _dataset_config(parser, args, fractions, name: str):
   from tfds_a2i.a2i_speakers.a2i_speakers_dataset_builder import A2iSpeakersConfig, Builder
 
   spec = dataclasses.replace(DEFAULT_SPEC, clip_seconds=args.clip_seconds,
-                             min_speech_seconds=args.min_speech_seconds)
+                             min_speech_seconds=args.min_speech_seconds,
+                             band_limit=args.band_limit)
   settings = dict(image_size=args.image_size, split_by=args.split_by, fractions=fractions,
                   max_seconds=args.max_seconds, spec=spec.to_json())
   if args.input:

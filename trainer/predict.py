@@ -57,7 +57,8 @@ def clip_batches(settings, path: str):
 
   def batches():
     for start in range(0, len(clips), BATCH):
-      encoded = [encode_clip(c.samples, settings["image_size"], spec, require_speech=False)
+      encoded = [encode_clip(c.samples, settings["image_size"], spec, require_speech=False,
+                             band=c.band)
                  for c in clips[start:start + BATCH]]
       images = np.stack([e.image for e in encoded])[..., CHANNELS[settings["channels"]]]
       yield images.astype(np.float32), encoded
