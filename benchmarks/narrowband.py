@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
 from benchmarks.real_protocols import command, command_once  # noqa: E402
+from pipeline.spec import BAND_LIMITS  # noqa: E402
 
 RATE = 8000
 
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
   p.add_argument("--work", default="/tmp/a2i_narrowband", help="where the 8 kHz copies go")
   p.add_argument("--corpora", nargs="+", default=["klettres", "ktuberling"])
   p.add_argument("--seeds", type=int, default=3)
-  p.add_argument("--band_limit", default="working", choices=("working", "recording"),
+  p.add_argument("--band_limit", default="working", choices=BAND_LIMITS,
                  help="pipeline.build's: \"recording\" measures the descriptors over 0-4 kHz")
   p.add_argument("--full", default="docs/results/defaults_real.json")
   p.add_argument("--out", default="docs/results/narrowband.json")

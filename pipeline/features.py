@@ -202,7 +202,6 @@ def describe(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC,
     values[_I["rms"]] = level[idx]
     spectrum = scipy.fft.rfft(frames * a.window, n=spec.n_fft, axis=1)
     power = spectrum.real ** 2 + spectrum.imag ** 2
-    mag = np.sqrt(power)
     # Pitch reads the frames less their local mean (a drifting offset or
     # rumble would otherwise correlate at every lag): by linearity, the
     # spectrum less the mean times the window's spectrum.
@@ -213,7 +212,8 @@ def describe(x: np.ndarray, spec: EncodingSpec = DEFAULT_SPEC,
                _peak_about_mean(x), np.diff(idx, prepend=-2) > 1, spec)
     values[_I["f0"]] = f0
     values[_I["hnr"]] = harmonicity(x, idx * spec.hop_length, ~np.isnan(f0), spec)
-    power, mag = power[:, :a.bins], mag[:, :a.bins]   # the analysis band
+    power = power[:, :a.bins]   # the analysis band
+    mag = np.sqrt(power)
     values[_I["centroid"]:_I["flatness"] + 1] = spectral_shape(mag, power, a.freqs)
     m0, c0, h0 = _I["mfcc0"], _I["contrast0"], _I["chroma_C"]
     log_mel = 10 * np.log10(np.maximum(power @ a.mel.T, 1e-10))
