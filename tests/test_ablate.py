@@ -43,3 +43,30 @@ def test_ablation_rows_and_outputs(dataset, tmp_path):
     notes = json.load(f)["notes"]
   assert notes["logmel_cnn"] == "log-mel of the original recordings"
   assert notes["egemaps_logreg"].startswith("openSMILE eGeMAPSv02")
+
+
+def test_speech_only_log_mel_keeps_the_speech_frames():
+  """benchmarks/narrowband_errors.py's speech-only TDNN input: the log-mel
+  frames of a tone burst in faint noise stay as they were, the pauses
+  around it go to the padding's level, frame for frame."""
+  import numpy as np
+
+  from benchmarks.narrowband_errors import PADDING_DB, speech_only
+  from trainer.baselines import log_mel
+
+  rate = 16000
+  rng = np.random.default_rng(0)
+  wave = 1e-3 * rng.standard_normal(2 * rate)            # -60 dBFS background
+  t = np.arange(rate // 2) / rate
+  wave[rate // 2:rate] += 0.3 * np.sin(2 * np.pi * 220 * t)   # 0.5-1.0 s
+  wave = wave[None].astype(np.float32)
+  mel = log_mel(wave, rate)
+  out = speech_only(mel, wave)
+  kept = (out[0, :, :, 0] != PADDING_DB).all(axis=0)
+  masked = (out[0, :, :, 0] == PADDING_DB).all(axis=0)
+  assert (kept | masked).all()
+  frames = np.flatnonzero(kept)                          # 10 ms frames, centred
+  assert abs(frames[0] - 50) <= 3 and abs(frames[-1] - 100) <= 3
+  assert len(frames) == frames[-1] - frames[0] + 1       # one stretch: the burst
+  np.testing.assert_array_equal(out[0, :, kept], mel[0, :, kept])
+  assert (mel[0, :, masked] > PADDING_DB + 20).all()     # the noise was there
