@@ -70,3 +70,27 @@ def test_speech_only_log_mel_keeps_the_speech_frames():
   assert len(frames) == frames[-1] - frames[0] + 1       # one stretch: the burst
   np.testing.assert_array_equal(out[0, :, kept], mel[0, :, kept])
   assert (mel[0, :, masked] > PADDING_DB + 20).all()     # the noise was there
+
+
+@pytest.mark.slow
+def test_logmel_batch_order_is_the_runs_own(dataset):
+  """The log-mel TDNN's training batches come in an order drawn from its own
+  seed, whatever run came before it in the process."""
+  import keras
+  import numpy as np
+
+  from trainer import baselines
+  from trainer.data import open_dataset
+
+  data_dir, _ = dataset
+  ds = open_dataset("a2i_speakers/three", str(data_dir))
+
+  def order(seed, before):
+    keras.utils.set_random_seed(before)        # the seed of a run trained earlier
+    splits, _ = baselines.logmel_splits(ds, str(data_dir), 8, seed)
+    return np.concatenate([np.asarray(labels) for _, labels in splits.train])
+
+  first = order(1, before=3)
+  np.testing.assert_array_equal(first, order(1, before=7))
+  assert len(first) == ds.info.splits["train"].num_examples
+  assert not np.array_equal(first, order(2, before=3))   # shuffled, by the seed given
