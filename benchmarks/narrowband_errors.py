@@ -68,7 +68,6 @@ def tdnn_predictions(dataset, name: str, data_dir: str, seed: int,
   from trainer.train import train
 
   config = TrainConfig(dataset=name, data_dir=data_dir, seed=seed, backend="auto")
-  splits, _ = baselines.logmel_splits(dataset, data_dir, config.batch_size, seed)
   if speech:
     from trainer import data
 
@@ -80,6 +79,8 @@ def tdnn_predictions(dataset, name: str, data_dir: str, seed: int,
 
     splits = data.from_arrays(arrays("train"), arrays("validation"), arrays("test"),
                               dataset.speakers, config.batch_size, seed)
+  else:
+    splits, _ = baselines.logmel_splits(dataset, data_dir, config.batch_size, seed)
   result = train(dataclasses.replace(config, model=networks.LOGMEL), splits=splits, verbose=0)
   x = np.concatenate([np.asarray(b) for b, _ in splits.test])
   y = np.concatenate([np.asarray(t) for _, t in splits.test])

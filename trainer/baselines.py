@@ -93,9 +93,6 @@ def logmel_splits(dataset, data_dir, batch_size: int, seed: int):
 
   (train, source), (validation, _), (test, _) = (arrays(s) for s in
                                                  ("train", "validation", "test"))
-  import keras
-
-  keras.utils.set_random_seed(seed)   # the shuffle's order: this run's seed, not the last run's
   return data.from_arrays(train, validation, test, dataset.speakers, batch_size, seed), source
 
 

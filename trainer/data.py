@@ -261,6 +261,10 @@ def from_arrays(train, validation, test, speakers: list[str], batch_size: int,
   the audio rather than read from the dataset (the log-mel baseline)."""
   import tensorflow as tf
 
+  # The shuffle's order follows the global seed as it stands when the
+  # dataset is made, which the run sets only later: set it to this run's.
+  tf.random.set_seed(seed)
+
   def split(arrays, training=False):
     if arrays is None:
       return None
