@@ -68,19 +68,8 @@ def tdnn_predictions(dataset, name: str, data_dir: str, seed: int,
   from trainer.train import train
 
   config = TrainConfig(dataset=name, data_dir=data_dir, seed=seed, backend="auto")
-  if speech:
-    from trainer import data
-
-    def arrays(split):
-      if split not in dataset.info.splits or not dataset.info.splits[split].num_examples:
-        return None
-      waves, labels, _ = baselines.clip_waveforms(dataset, data_dir, split)
-      return speech_only(baselines.log_mel(waves, dataset.spec.sample_rate), waves), labels
-
-    splits = data.from_arrays(arrays("train"), arrays("validation"), arrays("test"),
-                              dataset.speakers, config.batch_size, seed)
-  else:
-    splits, _ = baselines.logmel_splits(dataset, data_dir, config.batch_size, seed)
+  splits, _ = baselines.logmel_splits(dataset, data_dir, config.batch_size, seed,
+                                      edit=speech_only if speech else None)
   result = train(dataclasses.replace(config, model=networks.LOGMEL), splits=splits, verbose=0)
   x = np.concatenate([np.asarray(b) for b, _ in splits.test])
   y = np.concatenate([np.asarray(t) for _, t in splits.test])

@@ -80,16 +80,18 @@ def log_mel(waves, rate: int = 16000) -> np.ndarray:
   return librosa.power_to_db(mel, ref=1.0, top_db=None)[..., None].astype(np.float32)
 
 
-def logmel_splits(dataset, data_dir, batch_size: int, seed: int):
+def logmel_splits(dataset, data_dir, batch_size: int, seed: int, edit=None):
   """(trainer.data.Splits of log-mel spectrograms, where the audio came
-  from): the dataset's clips, its splits, its labels."""
+  from): the dataset's clips, its splits, its labels. `edit(mel, waves)`,
+  if given, returns the spectrograms to use in place of each split's."""
   from trainer import data
 
   def arrays(split):
     if split not in dataset.info.splits or not dataset.info.splits[split].num_examples:
       return None, None
     waves, labels, source = clip_waveforms(dataset, data_dir, split)
-    return (log_mel(waves, dataset.spec.sample_rate), labels), source
+    mel = log_mel(waves, dataset.spec.sample_rate)
+    return ((edit(mel, waves) if edit else mel), labels), source
 
   (train, source), (validation, _), (test, _) = (arrays(s) for s in
                                                  ("train", "validation", "test"))
