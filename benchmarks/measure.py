@@ -1,6 +1,6 @@
 """Running a command while measuring it: wall time and peak RSS of its whole
 process tree (worker processes included), polled every 0.1 s; and the
-machine a measurement was taken on."""
+machine a measurement was taken on; a study's JSON written."""
 
 from __future__ import annotations
 
@@ -80,3 +80,12 @@ def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None
   return {"seconds": seconds, "peak_rss": peak, "peak_rss_launcher": own,
           "peak_rss_largest_child": largest, "returncode": proc.returncode,
           "stdout": "".join(lines), "stderr": err}
+
+
+def write_json(path: str, result) -> None:
+  """Writes a study's result (indented JSON), making its folder."""
+  import json
+
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(result, f, indent=1)
