@@ -83,6 +83,26 @@ VOICES20 = DemoCorpus(
 CORPORA = {c.name: c for c in (DEMO, VOICES20)}
 
 
+def room_response(sr: int, rt60: float, rng: np.random.Generator) -> np.ndarray:
+  """An impulse response of a room: the direct sound (1.0) and exponentially
+  decaying noise, 60 dB down after `rt60` seconds."""
+  t = np.arange(int(rt60 * sr)) / sr
+  ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
+  ir[0] = 1.0
+  return ir
+
+
+def background_noise(n: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+  """(n samples of noise, whether brown): white, or half of the time
+  brown-ish (hum, traffic: integrated, its slow drift taken out)."""
+  noise = rng.standard_normal(n)
+  brown = bool(rng.random() < 0.5)
+  if brown:
+    noise = np.cumsum(noise)
+    noise -= np.convolve(noise, np.ones(401) / 401, mode="same")
+  return noise, brown
+
+
 def degrade(x: np.ndarray, sr: int, rng: np.random.Generator):
   """A recording made somewhere real: speed 0.9-1.1 (tempo and pitch), a room
   (exponentially decaying noise impulse response, RT60 0.1-0.7 s, half of the
@@ -96,17 +116,11 @@ def degrade(x: np.ndarray, sr: int, rng: np.random.Generator):
   rt60 = 0.0
   if rng.random() < 0.5:
     rt60 = rng.uniform(0.1, 0.7)
-    t = np.arange(int(rt60 * sr)) / sr
-    ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
-    ir[0] = 1.0
+    ir = room_response(sr, rt60, rng)
     x = scipy.signal.fftconvolve(x, ir / np.abs(ir).sum() * 4, mode="full")[:len(x)]
   power = np.mean(x ** 2) + 1e-12
   snr = rng.uniform(5, 30)
-  noise = rng.standard_normal(len(x))
-  brown = rng.random() < 0.5   # brown-ish noise (hum, traffic) half of the time
-  if brown:
-    noise = np.cumsum(noise)
-    noise -= np.convolve(noise, np.ones(401) / 401, mode="same")
+  noise, brown = background_noise(len(x), rng)
   x = x + noise * np.sqrt(power / 10 ** (snr / 10) / (np.mean(noise ** 2) + 1e-12))
   peak_db = rng.uniform(-30, -3)
   conditions = {"speed": round(float(speed), 4), "rt60_seconds": round(float(rt60), 3),

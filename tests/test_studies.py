@@ -1,4 +1,76 @@
-"""benchmarks/ studies: speaker_outliers.py's rule."""
+"""benchmarks/ studies: augmented_training.py's copies, speaker_outliers.py's rule."""
+
+import csv
+import json
+
+import numpy as np
+import soundfile as sf
+
+from tests.helpers import SR, tone, write_wav
+
+
+def test_a_copy_has_the_noise_and_level_it_was_drawn_with():
+  """Without reverberation (drawn half of the time) a copy is the recording
+  plus noise at the drawn SNR, scaled to the drawn peak; the same seed draws
+  the same copy."""
+  from benchmarks.augmented_training import augment
+
+  x = tone(200, 1.0, amp=0.3)
+  for seed in range(40):
+    y, drawn = augment(x, SR, np.random.default_rng(seed))
+    again, _ = augment(x, SR, np.random.default_rng(seed))
+    np.testing.assert_array_equal(y, again)
+    assert abs(20 * np.log10(np.abs(y).max()) - drawn["peak_dbfs"]) < 0.01
+    if drawn["rt60_seconds"] == 0.0:
+      gain = np.dot(y, x) / np.dot(x, x)          # the recording's share of the copy
+      noise = y - gain * x
+      snr = 10 * np.log10(np.mean((gain * x) ** 2) / np.mean(noise ** 2))
+      assert abs(snr - drawn["snr_db"]) < 0.3, (seed, snr, drawn)
+  assert 10 <= drawn["snr_db"] <= 30 and -30 <= drawn["peak_dbfs"] <= -3
+
+
+def test_a_level_copy_is_the_recording_scaled():
+  from benchmarks.augmented_training import level
+
+  x = tone(200, 1.0, amp=0.3) + 0.01 * np.random.default_rng(0).standard_normal(SR)
+  y, drawn = level(x, SR, np.random.default_rng(3))
+  gain = np.abs(y).max() / np.abs(x).max()
+  np.testing.assert_allclose(y, x * gain, rtol=1e-5, atol=1e-7)   # nothing but the level
+  assert abs(20 * np.log10(np.abs(y).max()) - drawn["peak_dbfs"]) < 0.01
+
+
+def test_copies_are_made_of_training_recordings_only_and_keep_their_group(tmp_path):
+  """Each training recording gets its copies, in its own group (so the split
+  dealt by group puts them in training); validation and test recordings and
+  files the build refused get none. A copy is written at the recording's
+  rate when that is under the working rate."""
+  from benchmarks.augmented_training import augmented_manifest
+
+  rows = [("a/train.wav", "train", "encoded", 16000), ("a/val.wav", "validation", "encoded", 16000),
+          ("a/test.wav", "test", "encoded", 16000), ("a/narrow.wav", "train", "encoded", 8000),
+          ("a/refused.wav", None, "failed", 16000)]
+  for path, _, _, rate in rows:
+    write_wav(tmp_path / "corpus" / path, tone(150, 1.0, amp=0.3, sr=rate), sr=rate)
+  with open(tmp_path / "corpus" / "all.csv", "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["path", "speaker"])
+    writer.writerows([(path, "ana") for path, *_ in rows])
+  base = tmp_path / "base"
+  base.mkdir()
+  (base / "build_report.json").write_text(json.dumps({"files": [
+      {"file": path, "split": split, "status": status} for path, split, status, _ in rows]}))
+  manifest, n = augmented_manifest(str(base), str(tmp_path / "corpus" / "all.csv"), 2)
+  with open(manifest) as f:
+    listed = list(csv.DictReader(f))
+  assert n == 4 and len(listed) == len(rows) + 4
+  copies = {r["path"]: r["group"] for r in listed if r["path"].startswith("augmented/")}
+  assert copies == {"augmented/a/train.1.wav": "a/train.wav", "augmented/a/train.2.wav":
+                    "a/train.wav", "augmented/a/narrow.1.wav": "a/narrow.wav",
+                    "augmented/a/narrow.2.wav": "a/narrow.wav"}
+  assert all(r["group"] == r["path"] for r in listed if r["path"] not in copies)
+  assert sf.info(str(tmp_path / "corpus/augmented/a/narrow.1.wav")).samplerate == 8000
+  one, two = (sf.read(str(tmp_path / f"corpus/augmented/a/train.{k}.wav"))[0] for k in (1, 2))
+  assert len(one) == len(two) == SR and not np.array_equal(one, two)
 
 
 def test_a_test_recording_unlike_its_speakers_training_ones_is_named_with_why():
