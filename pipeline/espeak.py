@@ -59,7 +59,11 @@ def synthesize(text: str, voice: str = "en", rate: int = 175, pitch: int = 50,
   """Speaks `text` with an eSpeak NG voice ("en+f3", "en-us+m2", ...).
 
   rate is in words per minute, pitch and pitch_range 0..100. Returns
-  (float32 mono waveform, sample rate). Deterministic for the same arguments.
+  (float32 mono waveform, sample rate). Not bit-exact: the engine carries
+  state from one utterance to the next (its length can change by a few
+  samples), and even the same calls in a fresh process can give other
+  sample values from run to run. pipeline.demo writes each corpus once and
+  keeps it.
   """
   lib, sample_rate = _engine()
   with _lock:
