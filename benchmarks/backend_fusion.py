@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
-from benchmarks.measure import machine  # noqa: E402
+from benchmarks.measure import machine, write_json  # noqa: E402
 
 DATASETS = ("a2i_speakers/real_klettres_128", "a2i_speakers/real_ktuberling_128",
             "a2i_speakers/voices20_128")
@@ -71,9 +71,7 @@ def main(argv=None) -> int:
                                     ("test", result.splits.test))}}
       print(json.dumps(row), flush=True)
       out["runs"].append(row)
-      os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-      with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
+      write_json(args.out, out)
   print(table(out))
   return 0
 

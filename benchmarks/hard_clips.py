@@ -15,7 +15,6 @@ and the mean conditions of those clips against the clips no run misses.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
-from benchmarks.measure import machine  # noqa: E402
+from benchmarks.measure import machine, write_json  # noqa: E402
 
 
 def test_predictions(run_folder: str, data_dir: str, dataset: str):
@@ -107,9 +106,7 @@ def main(argv=None) -> int:
       "hard_clips": [{"recording": r, "runs_missing_it": int(m), **c}
                      for r, m, c, h in zip(truth[0], missed, conditions, hard) if h],
   }
-  os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(result, f, indent=1)
+  write_json(args.out, result)
   c = result["conditions"]
   print("| test clips | count | mean distance of speed from 1 | reverberant | mean RT60 | mean SNR |")
   print("|---|---|---|---|---|---|")

@@ -37,6 +37,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
+from benchmarks.measure import write_json  # noqa: E402
 from benchmarks.real_defaults import errors_of  # noqa: E402
 from benchmarks.real_protocols import command_once  # noqa: E402
 
@@ -115,9 +116,7 @@ def main(argv=None) -> int:
             for k in np.flatnonzero(predicted != labels)]})
       print(table({name: row}), flush=True)
     out["datasets"][name] = row
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-      json.dump(out, f, indent=1)
+    write_json(args.out, out)
   print(table(out["datasets"]))
   return 0
 

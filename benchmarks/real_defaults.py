@@ -45,6 +45,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
+from benchmarks.measure import write_json  # noqa: E402
 from benchmarks.real_protocols import command, command_once  # noqa: E402
 
 # Each default of trainer.fit that the study tests, against the setting it
@@ -166,9 +167,7 @@ def main(argv=None) -> int:
     with open(os.path.join(ablation, "ablation.json")) as f:
       row["baselines"] = json.load(f)
     out["corpora"][corpus] = row
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-      json.dump(out, f, indent=1)
+    write_json(args.out, out)
   return summarise(out, args.out)
 
 
