@@ -94,25 +94,30 @@ def augmented_manifest(base: str, manifest: str, copies: int,
     rows = [dict(r, group=r.get("group") or r["path"]) for r in csv.DictReader(f)]
   draw, tag = KINDS[kind]
   extra = []
+  folder = "augmented" if kind == "room_noise" else f"augmented_{kind}"
   for row in rows:
     if split_of.get(os.path.normpath(row["path"])) != "train":
       continue
-    try:
-      recording = load_recording(os.path.join(root, row["path"]))
-    except AudioError:
-      continue
-    rate = min(recording.source_rate, DEFAULT_SPEC.sample_rate)
-    for k in range(1, copies + 1):
-      rel = os.path.join("augmented" if kind == "room_noise" else f"augmented_{kind}",
-                         os.path.splitext(row["path"])[0] + f".{k}.wav")
-      out = os.path.join(root, rel)
-      if not os.path.exists(out):
+    rels = [os.path.join(folder, os.path.splitext(row["path"])[0] + f".{k}.wav")
+            for k in range(1, copies + 1)]
+    missing = [(k, rel) for k, rel in enumerate(rels, 1)
+               if not os.path.exists(os.path.join(root, rel))]
+    if missing:   # decoded only when a copy is still to be written
+      try:
+        recording = load_recording(os.path.join(root, row["path"]))
+      except AudioError:
+        continue
+      rate = min(recording.source_rate, DEFAULT_SPEC.sample_rate)
+      for k, rel in missing:
         seed = int.from_bytes(hashlib.sha256(f"{row['path']}#{k}".encode()).digest()[:8], "big")
         copy, _ = draw(recording.samples, DEFAULT_SPEC.sample_rate, np.random.default_rng(seed))
         copy = resample(copy, DEFAULT_SPEC.sample_rate, rate)
+        out = os.path.join(root, rel)
         os.makedirs(os.path.dirname(out), exist_ok=True)
-        scipy.io.wavfile.write(out, int(rate), (np.clip(copy, -1, 1) * 32767).astype(np.int16))
-      extra.append({"path": rel, "speaker": row["speaker"], "group": row["group"]})
+        scipy.io.wavfile.write(out + ".part", int(rate),
+                               (np.clip(copy, -1, 1) * 32767).astype(np.int16))
+        os.replace(out + ".part", out)   # a copy is there whole or not at all
+    extra += [{"path": rel, "speaker": row["speaker"], "group": row["group"]} for rel in rels]
   path = os.path.splitext(manifest)[0] + f"_{tag}{copies}.csv"
   with open(path, "w", newline="") as f:
     writer = csv.DictWriter(f, ["path", "speaker", "group"])
