@@ -25,6 +25,7 @@ the counts) and prints a table.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import shlex
@@ -57,8 +58,8 @@ def recording_facts(data_dir: str, dataset: str, rates: dict | None = None) -> d
     facts = {r["file"]: {"speaker": r["speaker"], "split": r["split"],
                          "sample_rate": r["sample_rate"], "f0_clips": []}
              for r in json.load(f)["files"] if r["status"] == "encoded"}
-  for name, row in facts.items():
-    if rates is not None:
+  if rates is not None:
+    for name, row in facts.items():
       row["sample_rate"] = rates[os.path.splitext(name)[0]]
   column = 2 * TRACK_INDEX["f0"]   # descriptors: (median, mean) per track
   for split in builder.info.splits:
@@ -99,11 +100,9 @@ def unlike(facts: dict) -> dict:
       if z > F0_Z:
         why.append("f0")
     if why:
-      rates = {}
-      for m in mates:
-        rates[str(m["sample_rate"])] = rates.get(str(m["sample_rate"]), 0) + 1
+      rates = collections.Counter(str(m["sample_rate"]) for m in mates)
       out[name] = {"speaker": row["speaker"], "why": why, "sample_rate": row["sample_rate"],
-                   "training_rates": rates, "f0_hz": row["f0_hz"],
+                   "training_rates": dict(rates), "f0_hz": row["f0_hz"],
                    "training_f0_hz_median": round(float(100 * 2 ** (np.median(pitches) / 12)), 1)
                    if pitches.size else None,
                    "f0_robust_z": None if z is None else round(z, 1)}
