@@ -69,6 +69,31 @@ def leak_checks(records: list[dict], speaker_disjoint: bool = False) -> dict:
                                        "examples": [list(c) for c in copies[:10]]}}
 
 
+RARE_RATE_SHARE = 0.1   # a rate this share or less of a speaker's recordings have is rare
+
+
+def setup_checks(records: list[dict]) -> dict:
+  """Recordings unlike their speaker's others in their sample rate: a rate
+  that fewer than RARE_RATE_SHARE of the speaker's encoded recordings have
+  (so only for speakers with more than 10). A folder says who spoke, not
+  that one setup recorded them all; a recording made in another setup, or
+  by another voice filed under the speaker, is the first a speaker model
+  gets wrong (docs/training.md, "Whose recordings the misses are")."""
+  rates = collections.defaultdict(collections.Counter)
+  encoded = [r for r in records if r["status"] == "encoded" and r.get("sample_rate")]
+  for r in encoded:
+    rates[r["speaker"]][r["sample_rate"]] += 1
+  rare = [r for r in encoded
+          if rates[r["speaker"]][r["sample_rate"]] < RARE_RATE_SHARE * sum(
+              rates[r["speaker"]].values())]
+  speakers = sorted({r["speaker"] for r in rare})
+  return {"recordings_at_a_rate_rare_for_their_speaker": {
+      "count": len(rare), "share_under": RARE_RATE_SHARE,
+      "speakers": {s: {str(rate): n for rate, n in rates[s].most_common()} for s in speakers},
+      "examples": [[r["file"], r["sample_rate"]] for r in sorted(rare, key=lambda r: r["file"])
+                   [:10]]}}
+
+
 def report_summary(records, counters: dict, checks: dict, config, layout: str,
                    version: str) -> dict:
   """The build report without its files: what the dataset is, the summary,
@@ -170,6 +195,12 @@ def format_summary(report: dict, location: str = "") -> str:
            if checks.get("same_audio_in_two_splits", {}).get("count") else ""]
   if any(leaks):
     lines.append("  checks   " + "; ".join(x for x in leaks if x) + " (build_report.json: checks)")
+  rare = checks.get("recordings_at_a_rate_rare_for_their_speaker", {})
+  if rare.get("count"):
+    lines.append(f"  setups   {rare['count']} recording{'s' * (rare['count'] != 1)} of "
+                 f"{len(rare['speakers'])} speaker{'s' * (len(rare['speakers']) != 1)} at a "
+                 f"sample rate under {rare['share_under']:.0%} of their speaker's recordings "
+                 "have: another setup or voice? (build_report.json: checks)")
   for title, counts in (("failed", s["failures"]), ("skipped", s["skipped_by_reason"])):
     for reason, n in counts.items():
       lines.append(f"  {title:8} {n} x {reason}: {explain(title, reason)}")

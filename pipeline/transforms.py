@@ -14,7 +14,7 @@ per file of the corpus (docs/scaling.md).
    (pipeline.splits), find the files that repeat another (the same file under
    two names, the same audio in two formats), deal recordings into shards
    (pipeline.shards), and write each shard's task, the report's records in
-   file order and the leak checks.
+   file order and the checks (leaks, setups).
 3. WriteShard, one task per shard after a Reshuffle: read its task, decode,
    cut, encode, serialise and write the shard's file, all in the worker that
    owns the shard. Images never cross a shuffle, so memory is bounded by a
@@ -396,7 +396,7 @@ class PlanShards(beam.DoFn):
   duplicates, shards), and writes to `folder`: `tasks/<split>-<index>.json`
   (a shard's recordings), `records-<k>.jsonl` (the report's line of every
   file, `skipped` included, in file order, with its split) and
-  `checks.json` (report.leak_checks). Everything the plan holds is per
+  `checks.json` (report.leak_checks and report.setup_checks). Everything the plan holds is per
   file, but it is held here, by one worker, not by the runner."""
 
   def __init__(self, image_size: int, fractions, split_by: str, folder: str,
@@ -408,7 +408,7 @@ class PlanShards(beam.DoFn):
 
   def process(self, analysis_paths):
     from pipeline.fingerprint import Fingerprint
-    from pipeline.report import leak_checks
+    from pipeline.report import leak_checks, setup_checks
 
     records, analysed = {}, []
     for path in sorted(analysis_paths):
@@ -438,12 +438,13 @@ class PlanShards(beam.DoFn):
         if r["status"] == "encoded" and name in plan.split_of:
           r["split"] = plan.split_of[name]
           encoded.append({k: r.get(k) for k in ("file", "status", "group", "speaker", "split",
-                                                "same_audio_as")})
+                                                "same_audio_as", "sample_rate")})
         yield json.dumps(r, ensure_ascii=True, sort_keys=True) + "\n"
 
     write_parts(lines(), self.folder, "records", self.per_part, at_least_one=True)
     write_text(_join(self.folder, "checks.json"),
-               [json.dumps(leak_checks(encoded, self.speaker_disjoint))])
+               [json.dumps({**leak_checks(encoded, self.speaker_disjoint),
+                            **setup_checks(encoded)})])
 
 
 class BuildShards(beam.PTransform):
@@ -451,7 +452,7 @@ class BuildShards(beam.PTransform):
 
   A shard's outcome names its split and, per recording, the clips written.
   The report's records, in file order with their planned split, and the
-  leak checks are written to `work` (PlanShards); `skipped`, if given, is a
+  checks are written to `work` (PlanShards); `skipped`, if given, is a
   JSON-lines file of report records of files the listing refused.
   `shard_path(split, index, num_shards)` names a shard's file, `serialize`
   turns an example into bytes: both come from the dataset builder.

@@ -21,6 +21,7 @@ from pipeline.audio import load_audio
 from pipeline.corpus.tree import unescape
 from pipeline.espeak import synthesize
 from pipeline.fingerprint import first_of_each, fingerprint
+from pipeline.report import setup_checks
 from tests.helpers import ENV, build, example_digests, fresh_python, make_corpus
 
 from tfds_a2i import Builder
@@ -211,6 +212,38 @@ def test_each_file_reports_its_own_rate_and_the_band_it_was_described_over(fault
   assert never_decoded and all(r["band_hz"] is r["sample_rate"] is None for r in never_decoded)
   assert (f"band     descriptors measured to 8 kHz in {len(encoded) - 1} files, "
           "4 kHz in 1 file") in out.stdout
+
+
+@pytest.mark.slow
+def test_recordings_at_a_rate_rare_for_their_speaker_are_named(fault_build):
+  """ana's takes are at eSpeak NG's 22.05 kHz but for one at 44.1 kHz and
+  one at 8 kHz: each is under 10 % of her encoded recordings, so each is
+  named as perhaps another setup; cyd's three, all at one rate, are not."""
+  _, report, out = fault_build
+  ana = [r for r in report["files"] if r["speaker"] == "ana" and r["status"] == "encoded"]
+  assert len(ana) > 10
+  rare = report["checks"]["recordings_at_a_rate_rare_for_their_speaker"]
+  assert rare["examples"] == [["ana/narrow 8k.wav", 8000], ["ana/stereo 44k.wav", 44100]]
+  assert rare["count"] == 2
+  assert rare["speakers"] == {"ana": {"22050": len(ana) - 2, "44100": 1, "8000": 1}}
+  assert ("setups   2 recordings of 1 speaker at a sample rate under 10% of their "
+          "speaker's recordings have") in out.stdout
+
+
+def test_a_rate_is_rare_under_a_tenth_of_the_speakers_recordings():
+  def records(speaker, rates):
+    return [{"file": f"{speaker}/{k:02d}.wav", "speaker": speaker, "status": "encoded",
+             "sample_rate": rate} for k, rate in enumerate(rates)]
+
+  got = setup_checks(records("a", [16000] * 10 + [8000])        # 1 of 11: rare
+                     + records("b", [16000] * 9 + [8000])       # 1 of 10: not under a tenth
+                     + records("c", [16000] * 20 + [8000] * 2)  # 2 of 22: rare
+                     + [dict(records("d", [8000])[0], status="failed")] + records("d", [16000]))
+  rare = got["recordings_at_a_rate_rare_for_their_speaker"]
+  assert rare["examples"] == [["a/10.wav", 8000], ["c/20.wav", 8000], ["c/21.wav", 8000]]
+  assert rare["speakers"] == {"a": {"16000": 10, "8000": 1}, "c": {"16000": 20, "8000": 2}}
+  assert setup_checks(records("a", [16000] * 30))[
+      "recordings_at_a_rate_rare_for_their_speaker"]["count"] == 0
 
 
 @pytest.mark.slow
