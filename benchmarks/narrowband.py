@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
 from benchmarks.measure import write_json  # noqa: E402
+from benchmarks.real_defaults import CORPORA, DEFAULT_CORPORA  # noqa: E402
 from benchmarks.real_protocols import command, command_once  # noqa: E402
 from pipeline.spec import BAND_LIMITS  # noqa: E402
 
@@ -48,8 +49,10 @@ def narrowband_copy(real: str, corpus: str, work: str) -> str:
   from pipeline.audio import AudioError, load_audio, resample
   from pipeline.spec import DEFAULT_SPEC
 
+  from benchmarks.real_defaults import manifest as full_band
+
   manifest = os.path.join(work, f"{corpus}_8k.csv")
-  with open(os.path.join(real, f"{corpus}.csv")) as f:
+  with open(full_band(real, corpus)) as f:
     rows = list(csv.DictReader(f))
   kept = []
   for row in rows:
@@ -75,7 +78,7 @@ def main(argv=None) -> int:
   p.add_argument("--real", required=True, help="the folder of klettres.sh and ktuberling.sh")
   p.add_argument("--data_dir", required=True)
   p.add_argument("--work", default="/tmp/a2i_narrowband", help="where the 8 kHz copies go")
-  p.add_argument("--corpora", nargs="+", default=["klettres", "ktuberling"])
+  p.add_argument("--corpora", nargs="+", default=list(DEFAULT_CORPORA), choices=list(CORPORA))
   p.add_argument("--seeds", type=int, default=3)
   p.add_argument("--band_limit", default="working", choices=BAND_LIMITS,
                  help="pipeline.build's: \"recording\" measures the descriptors over 0-4 kHz")

@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
 from benchmarks.measure import write_json  # noqa: E402
 
-RATE_SHARE = 0.10   # a rate held by fewer of the speaker's training recordings is another setup
+from pipeline.report import RARE_RATE_SHARE as RATE_SHARE  # noqa: E402  (the build's own check)
 F0_Z = 3.0          # robust z of the median f0 beyond which the voice is another one
 
 
@@ -127,29 +127,45 @@ def misses(path: str, key: tuple) -> tuple[dict, int, list]:
 
 
 def sources(corpus: str) -> dict:
-  """{dataset: [(label, the JSON, where in it the errors per seed are)]}."""
+  """{dataset: [(label, the JSON, where in it the errors per seed are)]}:
+  the full band's from real_defaults.py's JSON (the two corpora together:
+  its `--corpora both` JSON), the 8 kHz copies' where narrowband_errors.py
+  read them."""
   full, narrow = f"real_{corpus}_128", f"real_{corpus}_128_8k"
-  return {full: [("cells, full band", "docs/results/defaults_real.json",
-                  ("corpora", corpus, "errors"))],
-          narrow: [(f"{model}, 8 kHz", "docs/results/narrowband_errors.json",
-                    ("datasets", narrow, key))
-                   for model, key in (("cells", "cells"), ("log-mel TDNN", "logmel"))]}
+  out = {full: [("cells, full band", "docs/results/defaults_real"
+                 + ("_both" if corpus == "both" else "") + ".json",
+                 ("corpora", corpus, "errors"))]}
+  with open("docs/results/narrowband_errors.json") as f:
+    if narrow in json.load(f)["datasets"]:
+      out[narrow] = [(f"{model}, 8 kHz", "docs/results/narrowband_errors.json",
+                      ("datasets", narrow, key))
+                     for model, key in (("cells", "cells"), ("log-mel TDNN", "logmel"))]
+  return out
 
 
 def study(data_dir: str, corpus: str) -> dict:
   """Per dataset of the corpus (full band, 8 kHz): its unlike test
-  recordings and the misses counted."""
+  recordings and the misses counted; for the full band, also the build
+  report's own check of its recordings' rates (pipeline.report.setup_checks)."""
   import tensorflow_datasets as tfds
+
+  from pipeline.report import setup_checks
 
   out, rates = {}, None
   for dataset, models in sources(corpus).items():
     facts = recording_facts(data_dir, f"a2i_speakers/{dataset}", rates)
+    check = None
     if rates is None:   # the full band's report: each recording's own rate
       report = tfds.builder(f"a2i_speakers/{dataset}", data_dir=data_dir).data_dir
       with open(os.path.join(report, "build_report.json")) as f:
-        rates = {os.path.splitext(r["file"])[0]: r["sample_rate"]
-                 for r in json.load(f)["files"] if r.get("sample_rate")}
+        records = json.load(f)["files"]
+      rates = {os.path.splitext(r["file"])[0]: r["sample_rate"]
+               for r in records if r.get("sample_rate")}
+      # What the build report's check names (over every split, not only training).
+      check = setup_checks(records)["recordings_at_a_rate_rare_for_their_speaker"]
     out[dataset] = one_dataset(facts, models)
+    if check is not None:
+      out[dataset]["build_report_check"] = check
   return out
 
 
@@ -179,7 +195,8 @@ def one_dataset(facts: dict, models: list) -> dict:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--data_dir", required=True, help="real_defaults.py's, with both full-band builds")
-  p.add_argument("--corpora", nargs="+", default=["klettres", "ktuberling"])
+  p.add_argument("--corpora", nargs="+", default=["klettres", "ktuberling"],
+                 choices=["klettres", "ktuberling", "both"])
   p.add_argument("--out", default="docs/results/speaker_outliers.json")
   args = p.parse_args(argv)
   out = {"command": "python benchmarks/speaker_outliers.py " + shlex.join(

@@ -1,4 +1,5 @@
-"""benchmarks/ studies: augmented_training.py's copies, speaker_outliers.py's rule."""
+"""benchmarks/ studies: augmented_training.py's copies, speaker_outliers.py's
+rule, real_defaults.py's manifests."""
 
 import csv
 import json
@@ -92,3 +93,22 @@ def test_a_test_recording_unlike_its_speakers_training_ones_is_named_with_why():
   assert found["a/other_setup"]["training_rates"] == {"44100": 20}
   assert found["a/other_voice"]["why"] == ["f0"] and found["a/other_voice"]["f0_robust_z"] > 3
   assert abs(found["a/other_voice"]["training_f0_hz_median"] - 120) < 0.5
+
+
+def test_a_corpus_manifest_holds_its_own_lines_and_both_holds_every_line(tmp_path):
+  """real_defaults.py's per-corpus manifests: the lines of real_speakers.csv
+  under the corpus' folder, and for `both` every line of the two."""
+  from benchmarks.real_defaults import manifest
+
+  lines = ["path,speaker", "klettres/fr/a.ogg,klettres:fr", "ktuberling/fr/b.ogg,ktuberling:fr",
+           "klettres/de/c.ogg,klettres:de", "alsa-utils/d.wav,alsa"]
+  (tmp_path / "real_speakers.csv").write_text("\n".join(lines) + "\n")
+
+  def rows(corpus):
+    with open(manifest(str(tmp_path), corpus)) as f:
+      return [(r["path"], r["speaker"]) for r in csv.DictReader(f)]
+
+  assert rows("klettres") == [("klettres/fr/a.ogg", "klettres:fr"),
+                              ("klettres/de/c.ogg", "klettres:de")]
+  assert rows("ktuberling") == [("ktuberling/fr/b.ogg", "ktuberling:fr")]
+  assert rows("both") == [tuple(l.split(",")) for l in lines[1:4]]
