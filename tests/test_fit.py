@@ -88,6 +88,39 @@ def test_metrics_schema_and_consistency(trained, dataset):
 
 
 @pytest.mark.slow
+def test_each_test_clip_is_listed_with_the_saved_models_answer(trained, dataset):
+  """test_predictions.csv: every test clip of the dataset once, with its
+  speaker, and the saved model's answer recomputed here from the clip's
+  image; the wrong ones first, as many as the confusion matrix's."""
+  import csv
+
+  import tensorflow_datasets as tfds
+
+  from trainer.predict import load_run
+
+  output, m = trained
+  assert m["test_predictions"] == "test_predictions.csv"
+  with open(output / "test_predictions.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+  data_dir, _ = dataset
+  clips = {(ex["recording"].decode(), int(ex["clip_index"])): ex for ex in tfds.as_numpy(
+      tfds.builder("a2i_speakers/three", data_dir=str(data_dir)).as_dataset(split="test"))}
+  assert len(rows) == m["test_examples"] == len(clips)
+  assert {(r["recording"], int(r["clip_index"])) for r in rows} == set(clips)
+  model, _ = load_run(str(output / "model.keras"))
+  keys = [(r["recording"], int(r["clip_index"])) for r in rows]
+  prob = np.asarray(model.predict_on_batch(np.stack([clips[k]["image"] for k in keys])))
+  for r, k, p in zip(rows, keys, prob):
+    assert r["speaker"] == m["speakers"][int(clips[k]["speaker"])]
+    assert r["predicted"] == m["speakers"][int(p.argmax())]
+    assert float(r["probability"]) == pytest.approx(float(p.max()), abs=1e-3)
+    assert r["right"] == str(int(r["predicted"] == r["speaker"]))
+  wrong = [r["right"] == "0" for r in rows]
+  assert sum(wrong) == m["test_examples"] - np.trace(np.array(m["confusion_matrix"]))
+  assert wrong == sorted(wrong, reverse=True)
+
+
+@pytest.mark.slow
 def test_a_run_replays_from_its_config_and_folders_are_not_mixed(trained, dataset, tmp_path):
   """--config RUN/config.json trains the same settings again (into another
   folder); a folder holding another run (other model, dataset...) is refused
@@ -315,6 +348,8 @@ def test_the_jax_backend_trains_without_tensorflow_to_the_same_accuracy(
   assert m["backend"]["name"] == "auto" and len(m["fusion"]["weights"]) == 2
   assert abs(m["test_accuracy"] - tf_metrics["test_accuracy"]) <= 2 / 18 + 1e-9
   assert m["test_accuracy"] >= 0.8
+  with open(run_folder / "test_predictions.csv") as f:      # read through tfds.data_source
+    assert len(f.read().strip().splitlines()) == 1 + m["test_examples"]
   wav = sorted((pathlib.Path(corpus) / "lo").iterdir())[0]
   out = cli("trainer.predict", "--model", run_folder / "model.keras", wav)
   assert out.stdout.split("\t")[2] in [v.speaker for v in VOICES]

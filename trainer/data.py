@@ -121,6 +121,24 @@ def descriptor_arrays(dataset: Dataset, split: str):
   return np.stack([r[0] for r in rows]), np.array([r[1] for r in rows])
 
 
+def clip_keys(dataset: Dataset, split: str) -> list[tuple[str, int, int]]:
+  """(recording, clip index, label) of every clip of a split, in file order
+  (the order `load` gives an unshuffled split), images not decoded."""
+  if not tensorflow_installed():
+    from trainer.sources import source_of
+
+    source = source_of(dataset.builder, split)
+    rows = (source[i] for i in range(len(source)))
+  else:
+    rows = tfds.as_numpy(dataset.builder.as_dataset(
+        split=split, decoders={"image": tfds.decode.SkipDecoding()}))
+
+  def text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+  return [(text(r["recording"]), int(r["clip_index"]), int(r["speaker"])) for r in rows]
+
+
 def open_or_exit(name: str, data_dir: str | None) -> tuple[Dataset, str | None]:
   """(the opened dataset, data dir) for a command, or exit 2 with one line
   naming the command that builds it."""

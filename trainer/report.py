@@ -149,6 +149,7 @@ def write(result, config, folder: str) -> dict:
       "train_seconds_this_run": round(result.seconds, 1),
   }
   metrics["open_set_threshold_95"] = write_speaker_profiles(splits, folder)
+  metrics["test_predictions"] = write_predictions(splits, y, prob, folder)
   with open(os.path.join(folder, "metrics.json"), "w") as f:
     json.dump(metrics, f, indent=1)
   plot_confusion(cm, speakers, os.path.join(folder, "confusion_matrix.png"))
@@ -156,6 +157,33 @@ def write(result, config, folder: str) -> dict:
   plot_samples(first, pred[:len(first[1])], speakers, config.channels,
                os.path.join(folder, "samples.png"))
   return metrics
+
+
+PREDICTIONS_FILE = "test_predictions.csv"
+
+
+def write_predictions(splits, y, prob, folder: str) -> str | None:
+  """test_predictions.csv: every test clip (recording, clip index) with its
+  speaker, the speaker predicted, that prediction's probability and
+  whether it is right, wrong ones first, then by recording: the errors to
+  read. Returns the file's name (None, and says why, if the split's clips
+  cannot be matched to the labels evaluated)."""
+  from trainer.data import clip_keys
+
+  keys = clip_keys(splits.dataset, "test") if splits.dataset is not None else []
+  if [k[2] for k in keys] != [int(v) for v in y]:
+    print("test_predictions.csv not written: the test clips' order differs from the "
+          "evaluated labels'", flush=True)
+    return None
+  speakers, pred = splits.speakers, prob.argmax(axis=1)
+  rows = sorted(((r, c, speakers[t], speakers[p], round(float(prob[i, p]), 4), int(p == t))
+                 for i, ((r, c, t), p) in enumerate(zip(keys, pred))),
+                key=lambda row: (row[5], row[0], row[1]))
+  with open(os.path.join(folder, PREDICTIONS_FILE), "w", newline="", encoding="utf-8") as f:
+    out = csv.writer(f)
+    out.writerow(["recording", "clip_index", "speaker", "predicted", "probability", "right"])
+    out.writerows(rows)
+  return PREDICTIONS_FILE
 
 
 def write_speaker_profiles(splits, folder: str) -> float:
