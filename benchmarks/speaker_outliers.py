@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # as a script
 from benchmarks.measure import write_json  # noqa: E402
+from benchmarks.real_defaults import CORPORA, DEFAULT_CORPORA  # noqa: E402
 
 from pipeline.report import RARE_RATE_SHARE as RATE_SHARE  # noqa: E402  (the build's own check)
 F0_Z = 3.0          # robust z of the median f0 beyond which the voice is another one
@@ -195,8 +196,7 @@ def one_dataset(facts: dict, models: list) -> dict:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--data_dir", required=True, help="real_defaults.py's, with both full-band builds")
-  p.add_argument("--corpora", nargs="+", default=["klettres", "ktuberling"],
-                 choices=["klettres", "ktuberling", "both"])
+  p.add_argument("--corpora", nargs="+", default=list(DEFAULT_CORPORA), choices=list(CORPORA))
   p.add_argument("--out", default="docs/results/speaker_outliers.json")
   args = p.parse_args(argv)
   out = {"command": "python benchmarks/speaker_outliers.py " + shlex.join(

@@ -396,8 +396,9 @@ class PlanShards(beam.DoFn):
   duplicates, shards), and writes to `folder`: `tasks/<split>-<index>.json`
   (a shard's recordings), `records-<k>.jsonl` (the report's line of every
   file, `skipped` included, in file order, with its split) and
-  `checks.json` (report.leak_checks and report.setup_checks). Everything the plan holds is per
-  file, but it is held here, by one worker, not by the runner."""
+  `checks.json` (report.leak_checks and report.setup_checks). Everything
+  the plan holds is per file, but it is held here, by one worker, not by
+  the runner."""
 
   def __init__(self, image_size: int, fractions, split_by: str, folder: str,
                skipped: str | None = None, speaker_disjoint: bool = False,
