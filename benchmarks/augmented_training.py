@@ -45,7 +45,7 @@ def augment(x: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarra
   pitch and tempo are the speaker's: no speed change."""
   import scipy.signal
 
-  from pipeline.demo import background_noise, room_response
+  from pipeline.demo import at_peak, background_noise, room_response, with_noise
 
   x = np.asarray(x, np.float64)
   rt60 = 0.0
@@ -53,12 +53,10 @@ def augment(x: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarra
     rt60 = rng.uniform(0.2, 0.8)
     ir = room_response(sr, rt60, rng)
     x = scipy.signal.fftconvolve(x, ir / np.sqrt(np.sum(ir ** 2)), mode="full")[:len(x)]
-  power = np.mean(x ** 2) + 1e-12
   snr = rng.uniform(10, 30)
   noise, brown = background_noise(len(x), rng)
-  x = x + noise * np.sqrt(power / 10 ** (snr / 10) / (np.mean(noise ** 2) + 1e-12))
   peak_db = rng.uniform(-30, -3)
-  x = x / (np.abs(x).max() + 1e-12) * 10 ** (peak_db / 20)
+  x = at_peak(with_noise(x, noise, snr), peak_db)
   return x.astype(np.float32), {"rt60_seconds": round(float(rt60), 3),
                                 "snr_db": round(float(snr), 2),
                                 "noise": "brown" if brown else "white",
@@ -68,9 +66,10 @@ def augment(x: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarra
 def level(x: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
   """One copy of a recording at another level: scaled to a peak of
   -30..-3 dBFS, nothing else changed (its noise floor moves with it)."""
+  from pipeline.demo import at_peak
+
   peak_db = rng.uniform(-30, -3)
-  x = np.asarray(x, np.float64)
-  return ((x / (np.abs(x).max() + 1e-12) * 10 ** (peak_db / 20)).astype(np.float32),
+  return (at_peak(np.asarray(x, np.float64), peak_db).astype(np.float32),
           {"peak_dbfs": round(float(peak_db), 2)})
 
 

@@ -103,6 +103,17 @@ def background_noise(n: int, rng: np.random.Generator) -> tuple[np.ndarray, bool
   return noise, brown
 
 
+def with_noise(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+  """`x` plus `noise` scaled to `snr_db` under `x`'s power."""
+  power = np.mean(x ** 2) + 1e-12
+  return x + noise * np.sqrt(power / 10 ** (snr_db / 10) / (np.mean(noise ** 2) + 1e-12))
+
+
+def at_peak(x: np.ndarray, peak_db: float) -> np.ndarray:
+  """`x` scaled to a peak of `peak_db` dBFS."""
+  return x / (np.abs(x).max() + 1e-12) * 10 ** (peak_db / 20)
+
+
 def degrade(x: np.ndarray, sr: int, rng: np.random.Generator):
   """A recording made somewhere real: speed 0.9-1.1 (tempo and pitch), a room
   (exponentially decaying noise impulse response, RT60 0.1-0.7 s, half of the
@@ -118,15 +129,14 @@ def degrade(x: np.ndarray, sr: int, rng: np.random.Generator):
     rt60 = rng.uniform(0.1, 0.7)
     ir = room_response(sr, rt60, rng)
     x = scipy.signal.fftconvolve(x, ir / np.abs(ir).sum() * 4, mode="full")[:len(x)]
-  power = np.mean(x ** 2) + 1e-12
   snr = rng.uniform(5, 30)
   noise, brown = background_noise(len(x), rng)
-  x = x + noise * np.sqrt(power / 10 ** (snr / 10) / (np.mean(noise ** 2) + 1e-12))
+  x = with_noise(x, noise, snr)
   peak_db = rng.uniform(-30, -3)
   conditions = {"speed": round(float(speed), 4), "rt60_seconds": round(float(rt60), 3),
                 "snr_db": round(float(snr), 2), "noise": "brown" if brown else "white",
                 "peak_dbfs": round(float(peak_db), 2)}
-  return (x / (np.abs(x).max() + 1e-12) * 10 ** (peak_db / 20)).astype(np.float32), conditions
+  return at_peak(x, peak_db).astype(np.float32), conditions
 
 
 def _utterance(voice: Voice, index: int, max_seconds: float, degraded: bool = False):
