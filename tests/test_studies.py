@@ -112,3 +112,51 @@ def test_a_corpus_manifest_holds_its_own_lines_and_both_holds_every_line(tmp_pat
                               ("klettres/de/c.ogg", "klettres:de")]
   assert rows("ktuberling") == [("ktuberling/fr/b.ogg", "ktuberling:fr")]
   assert rows("both") == [tuple(l.split(",")) for l in lines[1:4]]
+
+
+def test_back_ends_score_the_same_embeddings_and_an_ensemble_needs_the_same_clips():
+  """benchmarks/back_ends.py: its plain LDA is trainer.heads' (the same
+  posteriors); each variant and the average count the clips of clusters
+  they separate; the seeds' ensemble adds their log-posteriors and refuses
+  runs that hold other clips."""
+  import pytest
+
+  from benchmarks.back_ends import back_ends, ensemble, lda_scores
+  from trainer.heads import fit_lda
+
+  rng = np.random.default_rng(0)
+  centres = rng.normal(0, 3, (3, 8))
+
+  def clips(n):
+    y = np.repeat(np.arange(3), n)
+    return centres[y] + rng.normal(0, 1, (len(y), 8)), y
+
+  (e, y), (v, vy), (t, ty) = clips(40), clips(10), clips(10)
+  (plain,) = lda_scores(e, y, 3, t)
+  w, b = fit_lda(e, y, 3)
+  z = t @ w + b
+  expected = z - z.max(axis=1, keepdims=True)
+  expected -= np.log(np.exp(expected).sum(axis=1, keepdims=True))
+  np.testing.assert_allclose(plain, expected, atol=1e-9)
+
+  wrong = np.zeros((30, 3))
+  wrong[np.arange(30), (ty + 1) % 3] = 0.0
+  wrong[np.arange(30), ty] = -5.0       # a softmax that is always wrong
+  run = {"train_embedding": e, "train_label": y, "validation_embedding": v,
+         "validation_label": vy, "test_embedding": t, "test_label": ty,
+         "validation_softmax": np.log(np.full((30, 3), 1 / 3)),
+         "test_softmax": wrong, "validation_default": wrong, "test_default": wrong}
+  counted = back_ends(run)
+  assert counted["test"]["clips"] == 30 and counted["test"]["softmax"] == 0
+  assert all(counted["test"][k] >= 29 for k in ("lda", "lda_ledoit_wolf", "lda_oas",
+                                                "lda_length_norm"))
+  assert counted["test"]["average_lda"] == int(((plain + wrong).argmax(1) == ty).sum())
+
+  right = dict(run, test_default=-wrong, validation_default=-wrong)
+  assert ensemble([run, right, right])["test"] == {"clips": 30, "ensemble": 30,
+                                                    "wrong_in_every_run": 0,
+                                                    "wrong_in_some_run": 30}
+  assert ensemble([run, run])["test"]["wrong_in_every_run"] == 30
+  assert ensemble([run, run, right])["test"]["ensemble"] == 0
+  with pytest.raises(ValueError, match="clips differ"):
+    ensemble([run, dict(right, test_label=ty[::-1])])
