@@ -11,6 +11,7 @@ from pipeline.corpus.tree import unescape
 from pipeline.splits import SPLITS
 
 REASONS = {"failed": AUDIO_REASONS, "skipped": CORPUS_REASONS}
+REPORT_FILE = "build_report.json"   # beside the dataset's TFRecords
 
 
 def explain(status: str, reason: str) -> str:
@@ -70,6 +71,18 @@ def leak_checks(records: list[dict], speaker_disjoint: bool = False) -> dict:
 
 
 RARE_RATE_SHARE = 0.1   # a rate this share or less of a speaker's recordings have is rare
+RARE_RATE_CHECK = "recordings_at_a_rate_rare_for_their_speaker"
+
+
+def rare_rate_records(records: list[dict]) -> tuple[list[dict], dict]:
+  """(the encoded records at a sample rate that fewer than RARE_RATE_SHARE
+  of their speaker's encoded recordings have, {speaker: Counter of rates})."""
+  rates = collections.defaultdict(collections.Counter)
+  encoded = [r for r in records if r["status"] == "encoded" and r.get("sample_rate")]
+  for r in encoded:
+    rates[r["speaker"]][r["sample_rate"]] += 1
+  return [r for r in encoded if rates[r["speaker"]][r["sample_rate"]] < RARE_RATE_SHARE * sum(
+      rates[r["speaker"]].values())], rates
 
 
 def setup_checks(records: list[dict]) -> dict:
@@ -79,15 +92,9 @@ def setup_checks(records: list[dict]) -> dict:
   that one setup recorded them all; a recording made in another setup, or
   by another voice filed under the speaker, is the first a speaker model
   gets wrong (docs/training.md, "Whose recordings the misses are")."""
-  rates = collections.defaultdict(collections.Counter)
-  encoded = [r for r in records if r["status"] == "encoded" and r.get("sample_rate")]
-  for r in encoded:
-    rates[r["speaker"]][r["sample_rate"]] += 1
-  rare = [r for r in encoded
-          if rates[r["speaker"]][r["sample_rate"]] < RARE_RATE_SHARE * sum(
-              rates[r["speaker"]].values())]
+  rare, rates = rare_rate_records(records)
   speakers = sorted({r["speaker"] for r in rare})
-  return {"recordings_at_a_rate_rare_for_their_speaker": {
+  return {RARE_RATE_CHECK: {
       "count": len(rare), "share_under": RARE_RATE_SHARE,
       "speakers": {s: {str(rate): n for rate, n in rates[s].most_common()} for s in speakers},
       "examples": [[r["file"], r["sample_rate"]] for r in sorted(rare, key=lambda r: r["file"])
@@ -195,7 +202,7 @@ def format_summary(report: dict, location: str = "") -> str:
            if checks.get("same_audio_in_two_splits", {}).get("count") else ""]
   if any(leaks):
     lines.append("  checks   " + "; ".join(x for x in leaks if x) + " (build_report.json: checks)")
-  rare = checks.get("recordings_at_a_rate_rare_for_their_speaker", {})
+  rare = checks.get(RARE_RATE_CHECK, {})
   if rare.get("count"):
     lines.append(f"  setups   {rare['count']} recording{'s' * (rare['count'] != 1)} of "
                  f"{len(rare['speakers'])} speaker{'s' * (len(rare['speakers']) != 1)} at a "

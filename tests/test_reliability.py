@@ -246,6 +246,51 @@ def test_a_rate_is_rare_under_a_tenth_of_the_speakers_recordings():
       "recordings_at_a_rate_rare_for_their_speaker"]["count"] == 0
 
 
+def test_a_run_reads_the_rare_rate_recordings_from_the_build_report(tmp_path):
+  """trainer.report.rare_rate_recordings: the recordings of the report's
+  files that its check counts (the build's own rule), none where it
+  counted none, and None where the report is missing or predates the
+  check."""
+  from pipeline.report import RARE_RATE_CHECK, REPORT_FILE
+  from trainer.report import rare_rate_recordings
+
+  files = [{"file": f"a/{k:02d}.wav", "speaker": "a", "status": "encoded",
+            "sample_rate": 8000 if k == 3 else 16000} for k in range(12)]
+  files.append({"file": "b/x.wav", "speaker": "b", "status": "failed", "sample_rate": 8000})
+
+  def report(**content):
+    (tmp_path / REPORT_FILE).write_text(json.dumps(content))
+    return rare_rate_recordings(str(tmp_path))
+
+  assert rare_rate_recordings(str(tmp_path)) is None
+  assert report(checks={}, files=files) is None
+  assert report(checks=setup_checks(files), files=files) == {"a/03.wav"}
+  uniform = [dict(f, sample_rate=16000) for f in files]
+  assert report(checks=setup_checks(uniform), files=uniform) == set()
+  # The count is the report's: with none counted, its file list is not read.
+  assert report(checks={RARE_RATE_CHECK: {"count": 0}}, files=files) == set()
+
+
+def test_a_runs_summary_counts_its_errors_on_the_rare_rate_recordings():
+  from trainer.fit import rare_rate_line
+
+  def by_rate(rare, rest):
+    return {"test_by_sample_rate": {
+        "rare_for_their_speaker": dict(zip(("recordings", "clips", "right"), rare),
+                                       accuracy=rare[2] / rare[1] if rare[1] else None),
+        "the_rest": dict(zip(("recordings", "clips", "right"), rest),
+                         accuracy=rest[2] / rest[1] if rest[1] else None)}}
+
+  assert rare_rate_line(by_rate((1, 1, 0), (142, 142, 141))) == (
+      "  at a sample rate rare for their speaker (build_report.json: checks): 1 test "
+      "recording, 1 of the 2 clips wrong; accuracy on the other 142 clips 0.9930 "
+      "(test_predictions.csv: rare_rate)")
+  assert "3 test recordings, 2 of the 2 clips wrong" in rare_rate_line(
+      by_rate((3, 4, 2), (10, 10, 10)))
+  assert rare_rate_line(by_rate((0, 0, 0), (5, 5, 4))) is None
+  assert rare_rate_line({"test_by_sample_rate": None}) is None
+
+
 @pytest.mark.slow
 def test_the_build_completes_and_reports_the_folder_without_usable_files(fault_build):
   _, report, out = fault_build

@@ -58,6 +58,21 @@ def _refuse_other_run(parser, folder: str, config: TrainConfig) -> None:
                  "choose another folder, or delete it to start over")
 
 
+def rare_rate_line(metrics: dict) -> str | None:
+  """The summary's line on the test recordings at a sample rate rare for
+  their speaker (metrics.json's `test_by_sample_rate`), where there are any."""
+  by_rate = metrics.get("test_by_sample_rate")
+  if not by_rate or not by_rate["rare_for_their_speaker"]["clips"]:
+    return None
+  rare, rest = by_rate["rare_for_their_speaker"], by_rate["the_rest"]
+  wrong = rare["clips"] - rare["right"] + rest["clips"] - rest["right"]
+  rest_accuracy = f"{rest['accuracy']:.4f}" if rest["clips"] else "-"
+  return (f"  at a sample rate rare for their speaker (build_report.json: checks): "
+          f"{rare['recordings']} test recording{'s' * (rare['recordings'] != 1)}, "
+          f"{rare['clips'] - rare['right']} of the {wrong} clips wrong; accuracy on the other "
+          f"{rest['clips']} clips {rest_accuracy} (test_predictions.csv: rare_rate)")
+
+
 def main(argv=None) -> int:
   parser = _parser()
   args = parser.parse_args(argv)
@@ -99,6 +114,9 @@ def main(argv=None) -> int:
   print(f"test accuracy {metrics['test_accuracy']:.4f}{backend} on "
         f"{metrics['test_examples']} clips, {len(result.splits.speakers)} speakers, "
         f"{metrics['epochs_run']} epochs in {result.seconds / 60:.1f} min -> {folder}")
+  line = rare_rate_line(metrics)
+  if line:
+    print(line)
   return 0
 
 

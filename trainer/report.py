@@ -149,7 +149,8 @@ def write(result, config, folder: str) -> dict:
       "train_seconds_this_run": round(result.seconds, 1),
   }
   metrics["open_set_threshold_95"] = write_speaker_profiles(splits, folder)
-  metrics["test_predictions"] = write_predictions(splits, y, prob, folder)
+  metrics["test_predictions"], metrics["test_by_sample_rate"] = write_predictions(
+      splits, y, prob, folder)
   with open(os.path.join(folder, "metrics.json"), "w") as f:
     json.dump(metrics, f, indent=1)
   plot_confusion(cm, speakers, os.path.join(folder, "confusion_matrix.png"))
@@ -162,28 +163,63 @@ def write(result, config, folder: str) -> dict:
 PREDICTIONS_FILE = "test_predictions.csv"
 
 
-def write_predictions(splits, y, prob, folder: str) -> str | None:
+def rare_rate_recordings(data_dir) -> set[str] | None:
+  """The recordings that the dataset's build report (in `data_dir`, the
+  dataset version's folder) names as at a sample rate rare for their
+  speaker (pipeline.report.setup_checks); None where the report is not
+  there or predates that check. The report's file list is read only when
+  the check counted some."""
+  from etils import epath
+
+  from pipeline.report import RARE_RATE_CHECK, REPORT_FILE, rare_rate_records
+
+  path = epath.Path(data_dir) / REPORT_FILE
+  if not path.exists():
+    return None
+  with path.open(encoding="utf-8") as f:
+    report = json.load(f)
+  check = report.get("checks", {}).get(RARE_RATE_CHECK)
+  if check is None:
+    return None
+  return {r["file"] for r in rare_rate_records(report["files"])[0]} if check["count"] else set()
+
+
+def write_predictions(splits, y, prob, folder: str) -> tuple[str | None, dict | None]:
   """test_predictions.csv: every test clip (recording, clip index) with its
-  speaker, the speaker predicted, that prediction's probability and
-  whether it is right, wrong ones first, then by recording: the errors to
-  read. Returns the file's name (None, and says why, if the split's clips
-  cannot be matched to the labels evaluated)."""
+  speaker, the speaker predicted, that prediction's probability, whether
+  it is right, and whether the build report names its recording as at a
+  sample rate rare for its speaker (`rare_rate`: 1 or 0, empty without
+  the report), wrong ones first, then by recording: the errors to read.
+  Returns (the file's name, the test clips right at a rare rate and the
+  others: metrics.json's `test_by_sample_rate`); (None, None), saying why,
+  if the split's clips cannot be matched to the labels evaluated."""
   from trainer.data import clip_keys
 
   keys = clip_keys(splits.dataset, "test") if splits.dataset is not None else []
   if [k[2] for k in keys] != [int(v) for v in y]:
     print("test_predictions.csv not written: the test clips' order differs from the "
           "evaluated labels'", flush=True)
-    return None
+    return None, None
+  rare = rare_rate_recordings(splits.dataset.builder.data_dir)
   speakers, pred = splits.speakers, prob.argmax(axis=1)
-  rows = sorted(((r, c, speakers[t], speakers[p], round(float(prob[i, p]), 4), int(p == t))
+  rows = sorted(((r, c, speakers[t], speakers[p], round(float(prob[i, p]), 4), int(p == t),
+                  "" if rare is None else int(r in rare))
                  for i, ((r, c, t), p) in enumerate(zip(keys, pred))),
                 key=lambda row: (row[5], row[0], row[1]))
   with open(os.path.join(folder, PREDICTIONS_FILE), "w", newline="", encoding="utf-8") as f:
     out = csv.writer(f)
-    out.writerow(["recording", "clip_index", "speaker", "predicted", "probability", "right"])
+    out.writerow(["recording", "clip_index", "speaker", "predicted", "probability", "right",
+                  "rare_rate"])
     out.writerows(rows)
-  return PREDICTIONS_FILE
+  if rare is None:
+    return PREDICTIONS_FILE, None
+  by_rate = {}
+  for name, flag in (("rare_for_their_speaker", 1), ("the_rest", 0)):
+    part = [row for row in rows if row[6] == flag]
+    right = sum(row[5] for row in part)
+    by_rate[name] = {"recordings": len({row[0] for row in part}), "clips": len(part),
+                     "right": right, "accuracy": right / len(part) if part else None}
+  return PREDICTIONS_FILE, by_rate
 
 
 def write_speaker_profiles(splits, folder: str) -> float:

@@ -25,11 +25,10 @@ from tensorflow_datasets.core.dataset_builder import FileReaderBuilder
 from pipeline import demo, splits
 from pipeline.audio import DEFAULT_MAX_SECONDS
 from pipeline.corpus import stream_corpus
-from pipeline.report import BuildError, report_record, report_summary, write_report
+from pipeline.report import REPORT_FILE, BuildError, report_record, report_summary, write_report
 from pipeline.spec import DESCRIPTOR_NAMES, EncodingSpec
 from tfds_a2i.a2i_speakers.progress import ShardProgress
 
-REPORT_FILE = "build_report.json"
 RESUME_STATE = "_build/state.json"   # what a build was: the next one resumes it if unchanged
 
 
