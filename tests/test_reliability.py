@@ -267,7 +267,7 @@ def test_a_run_reads_the_rare_rate_recordings_from_the_build_report(tmp_path):
   assert report(checks=setup_checks(files), files=files) == {"a/03.wav"}
   uniform = [dict(f, sample_rate=16000) for f in files]
   assert report(checks=setup_checks(uniform), files=uniform) == set()
-  # The count is the report's: with none counted, its file list is not read.
+  # The count is the report's: with none counted, its file list is not searched.
   assert report(checks={RARE_RATE_CHECK: {"count": 0}}, files=files) == set()
 
 

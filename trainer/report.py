@@ -167,8 +167,8 @@ def rare_rate_recordings(data_dir) -> set[str] | None:
   """The recordings that the dataset's build report (in `data_dir`, the
   dataset version's folder) names as at a sample rate rare for their
   speaker (pipeline.report.setup_checks); None where the report is not
-  there or predates that check. The report's file list is read only when
-  the check counted some."""
+  there or predates that check. The rule runs over the report's file list
+  only where the check counted some."""
   from etils import epath
 
   from pipeline.report import RARE_RATE_CHECK, REPORT_FILE, rare_rate_records
