@@ -246,7 +246,7 @@ def test_a_rate_is_rare_under_a_tenth_of_the_speakers_recordings():
       "recordings_at_a_rate_rare_for_their_speaker"]["count"] == 0
 
 
-def test_a_run_reads_the_rare_rate_recordings_from_the_build_report(tmp_path):
+def test_a_run_reads_the_rare_rate_recordings_from_the_build_report(tmp_path, capsys):
   """trainer.report.rare_rate_recordings: the recordings of the report's
   files that its check counts (the build's own rule), none where it
   counted none, and None where the report is missing or predates the
@@ -269,6 +269,11 @@ def test_a_run_reads_the_rare_rate_recordings_from_the_build_report(tmp_path):
   assert report(checks=setup_checks(uniform), files=uniform) == set()
   # The count is the report's: with none counted, its file list is not searched.
   assert report(checks={RARE_RATE_CHECK: {"count": 0}}, files=files) == set()
+  # A report cut short or of another shape leaves the column empty, not the run dead.
+  assert report(checks={RARE_RATE_CHECK: {"count": 1}}) is None
+  (tmp_path / REPORT_FILE).write_text('{"checks": {"recordings_at')
+  assert rare_rate_recordings(str(tmp_path)) is None
+  assert "rare_rate left empty" in capsys.readouterr().out
 
 
 def test_a_runs_summary_counts_its_errors_on_the_rare_rate_recordings():

@@ -167,8 +167,8 @@ def rare_rate_recordings(data_dir) -> set[str] | None:
   """The recordings that the dataset's build report (in `data_dir`, the
   dataset version's folder) names as at a sample rate rare for their
   speaker (pipeline.report.setup_checks); None where the report is not
-  there or predates that check. The rule runs over the report's file list
-  only where the check counted some."""
+  there or predates that check, or (saying so) when it cannot be read. The
+  rule runs over the report's file list only where the check counted some."""
   from etils import epath
 
   from pipeline.report import RARE_RATE_CHECK, REPORT_FILE, rare_rate_records
@@ -176,12 +176,18 @@ def rare_rate_recordings(data_dir) -> set[str] | None:
   path = epath.Path(data_dir) / REPORT_FILE
   if not path.exists():
     return None
-  with path.open(encoding="utf-8") as f:
-    report = json.load(f)
-  check = report.get("checks", {}).get(RARE_RATE_CHECK)
-  if check is None:
+  try:
+    with path.open(encoding="utf-8") as f:
+      report = json.load(f)
+    check = report.get("checks", {}).get(RARE_RATE_CHECK)
+    if check is None:
+      return None
+    return ({r["file"] for r in rare_rate_records(report["files"])[0]} if check["count"]
+            else set())
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    print(f"{PREDICTIONS_FILE}: rare_rate left empty, {path} unreadable "
+          f"({type(e).__name__}: {e})", flush=True)
     return None
-  return {r["file"] for r in rare_rate_records(report["files"])[0]} if check["count"] else set()
 
 
 def write_predictions(splits, y, prob, folder: str) -> tuple[str | None, dict | None]:
