@@ -57,16 +57,21 @@ def embeddings(dataset: str, data_dir: str, seed: int, cache: str) -> dict:
   return arrays
 
 
-def log_softmax(z: np.ndarray) -> np.ndarray:
-  z = z - z.max(axis=1, keepdims=True)
-  return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+def shrunk_covariance(name: str):
+  """The shared covariance as scikit-learn's Ledoit-Wolf or OAS estimates it
+  from the embeddings centred on their speakers' means (fit_lda's
+  `covariance`)."""
+  from sklearn import covariance
+
+  estimate = {"ledoit_wolf": covariance.ledoit_wolf, "oas": covariance.oas}[name]
+  return lambda centred: estimate(centred, assume_centered=True)[0]
 
 
 def lda_scores(train_e, train_y, classes: int, *others, shrinkage: str | None = None,
                length_norm: bool = False):
   """LDA's log-posteriors for each array of `others` (trainer.heads.fit_lda,
   or with the shared covariance shrunk as `shrinkage` says)."""
-  from sklearn import covariance
+  from scipy.special import log_softmax
 
   from trainer.heads import fit_lda
 
@@ -79,20 +84,9 @@ def lda_scores(train_e, train_y, classes: int, *others, shrinkage: str | None = 
       return scale * c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
 
     train_e, others = norm(train_e), [norm(o) for o in others]
-  if shrinkage is None:
-    w, b = fit_lda(train_e, train_y, classes)
-  else:
-    e, y = np.asarray(train_e, np.float64), np.asarray(train_y)
-    means = np.stack([e[y == k].mean(axis=0) if (y == k).any() else e.mean(axis=0)
-                      for k in range(classes)])
-    centred = e - means[y]
-    estimate = {"ledoit_wolf": covariance.ledoit_wolf, "oas": covariance.oas}[shrinkage]
-    cov = estimate(centred, assume_centered=True)[0]
-    w = np.linalg.solve(cov, means.T)
-    counts = np.bincount(y, minlength=classes)
-    prior = np.log(np.maximum(counts, 1) / counts.sum())
-    b = -0.5 * np.einsum("kd,dk->k", means, w) + prior
-  return [log_softmax(np.asarray(o, np.float64) @ w + b) for o in others]
+  w, b = fit_lda(train_e, train_y, classes,
+                 covariance=shrunk_covariance(shrinkage) if shrinkage else None)
+  return [log_softmax(np.asarray(o, np.float64) @ w + b, axis=1) for o in others]
 
 
 VARIANTS = {"lda": {}, "lda_ledoit_wolf": {"shrinkage": "ledoit_wolf"},

@@ -138,6 +138,11 @@ def test_back_ends_score_the_same_embeddings_and_an_ensemble_needs_the_same_clip
   expected = z - z.max(axis=1, keepdims=True)
   expected -= np.log(np.exp(expected).sum(axis=1, keepdims=True))
   np.testing.assert_allclose(plain, expected, atol=1e-9)
+  # A speaker without training clips (a fourth class name) never wins, shrunk or not.
+  for shrinkage in (None, "ledoit_wolf", "oas"):
+    (four,) = lda_scores(e, y, 4, t, shrinkage=shrinkage)
+    assert four.shape == (30, 4) and (four.argmax(axis=1) != 3).all()
+    assert (four[:, 3] < -1e3).all()
 
   wrong = np.zeros((30, 3))
   wrong[np.arange(30), (ty + 1) % 3] = 0.0

@@ -34,15 +34,17 @@ RIDGE = 1e-3   # added to the covariance's diagonal, relative to its mean varian
 
 
 def fit_lda(embeddings: np.ndarray, labels: np.ndarray, classes: int,
-            ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:
+            ridge: float = RIDGE, covariance=None) -> tuple[np.ndarray, np.ndarray]:
   """(weights (dim, classes), biases (classes,)) of LDA's linear scores.
 
   The shared covariance is pooled within speakers (its maximum-likelihood
   estimate, as scikit-learn's); `ridge` keeps it
   invertible when some embedding units never fire (ReLU units that stayed
-  off: a zero variance). Priors are the speakers' shares of the training
-  clips, as the network's softmax learns them. A speaker without training
-  clips gets the overall mean and a score that never wins."""
+  off: a zero variance). `covariance`, a function of the embeddings
+  centred on their speakers' means, estimates it otherwise (a shrinkage
+  estimator: benchmarks/back_ends.py). Priors are the speakers' shares of
+  the training clips, as the network's softmax learns them. A speaker
+  without training clips gets the overall mean and a score that never wins."""
   e = np.asarray(embeddings, np.float64)
   y = np.asarray(labels, np.int64)
   counts = np.bincount(y, minlength=classes)
@@ -52,8 +54,11 @@ def fit_lda(embeddings: np.ndarray, labels: np.ndarray, classes: int,
   means[present] /= counts[present, None]
   means[~present] = e.mean(axis=0)
   centred = e - means[y]
-  cov = centred.T @ centred / max(len(e), 1)                # maximum likelihood
-  cov[np.diag_indices_from(cov)] += ridge * max(np.trace(cov) / len(cov), 1e-12)
+  if covariance is None:
+    cov = centred.T @ centred / max(len(e), 1)              # maximum likelihood
+    cov[np.diag_indices_from(cov)] += ridge * max(np.trace(cov) / len(cov), 1e-12)
+  else:
+    cov = covariance(centred)
   weights = np.linalg.solve(cov, means.T)
   with np.errstate(divide="ignore"):
     prior = np.where(present, np.log(counts / max(counts.sum(), 1)), -np.inf)
