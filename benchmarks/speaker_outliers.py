@@ -11,8 +11,10 @@ test recording *unlike its speaker's training recordings* when
 
   * its sample rate is that of fewer than 10 % of them (another setup), or
   * its median f0, in semitones, is more than 3 robust standard deviations
-    (1.4826 x the median absolute deviation) from their median (another
-    voice, or the same voice far from its usual register).
+    (1.4826 x the median absolute deviation, at least a semitone) from
+    their median (another voice, or the same voice far from its usual
+    register): the build report's pitch check (pipeline.report.pitch_unlike),
+    which these builds predate.
 
 Then it counts, per model whose errors a JSON lists (each seed's misses:
 real_defaults.py's `cells` at full band, narrowband_errors.py's `cells`
@@ -37,12 +39,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from benchmarks.measure import write_json  # noqa: E402
 from benchmarks.real_defaults import CORPORA, DEFAULT_CORPORA  # noqa: E402
 
-from pipeline.report import RARE_RATE_SHARE as RATE_SHARE  # noqa: E402  (the build's own check)
-F0_Z = 3.0          # robust z of the median f0 beyond which the voice is another one
-
-
-def _semitones(hz):
-  return 12 * np.log2(np.asarray(hz, np.float64) / 100.0)
+# The build report's own checks: the rate's, and the pitch's (its z and spread floor).
+from pipeline.report import F0_ROBUST_Z as F0_Z, F0_SPREAD_FLOOR  # noqa: E402
+from pipeline.report import RARE_RATE_SHARE as RATE_SHARE  # noqa: E402
+from pipeline.report import f0_robust_z, semitones as _semitones  # noqa: E402
 
 
 def recording_facts(data_dir: str, dataset: str, rates: dict | None = None) -> dict:
@@ -93,13 +93,9 @@ def unlike(facts: dict) -> dict:
     why = []
     if share < RATE_SHARE:
       why.append("sample_rate")
-    z = None
-    if row["f0_hz"] and pitches.size >= 3:
-      centre = np.median(pitches)
-      spread = 1.4826 * np.median(np.abs(pitches - centre))
-      z = float(abs(_semitones(row["f0_hz"]) - centre) / max(spread, 1e-6))
-      if z > F0_Z:
-        why.append("f0")
+    z = f0_robust_z([m["f0_hz"] for m in mates], row["f0_hz"])
+    if z is not None and z > F0_Z:
+      why.append("f0")
     if why:
       rates = collections.Counter(str(m["sample_rate"]) for m in mates)
       out[name] = {"speaker": row["speaker"], "why": why, "sample_rate": row["sample_rate"],
@@ -201,7 +197,8 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   out = {"command": "python benchmarks/speaker_outliers.py " + shlex.join(
              sys.argv[1:] if argv is None else argv),
-         "rule": {"rate_share_under": RATE_SHARE, "f0_robust_z_over": F0_Z},
+         "rule": {"rate_share_under": RATE_SHARE, "f0_robust_z_over": F0_Z,
+                  "f0_spread_floor_semitones": F0_SPREAD_FLOOR},
          "corpora": {c: study(args.data_dir, c) for c in args.corpora}}
   write_json(args.out, out)
   print(table(out))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 import json
 
+import numpy as np
+
 from pipeline.audio import REASONS as AUDIO_REASONS
 from pipeline.corpus import CORPUS_REASONS
 from pipeline.corpus.tree import unescape
@@ -99,6 +101,65 @@ def setup_checks(records: list[dict]) -> dict:
       "speakers": {s: {str(rate): n for rate, n in rates[s].most_common()} for s in speakers},
       "examples": [[r["file"], r["sample_rate"]] for r in sorted(rare, key=lambda r: r["file"])
                    [:10]]}}
+
+
+F0_ROBUST_Z = 3.0          # robust z (semitones) of a recording's median f0 beyond which
+F0_SPREAD_FLOOR = 1.0      # ...its voice is another one; spreads under a semitone count as one
+F0_MIN_TRAINING = 3        # voiced training recordings a speaker needs for the pitch check
+PITCH_CHECK = "held_out_recordings_at_a_pitch_unlike_their_speakers_training"
+
+
+def recording_f0(clip_f0s) -> float | None:
+  """A recording's median f0 in Hz: the median over its clips of each clip's
+  median f0 (the encoder's pitch over its voiced frames; NaN for a clip
+  without one), rounded to 0.1 Hz; None where no clip has a voiced frame."""
+  voiced = [float(v) for v in clip_f0s if np.isfinite(v) and v > 0]
+  return round(float(np.median(voiced)), 1) if voiced else None
+
+
+def semitones(hz) -> np.ndarray:
+  return 12 * np.log2(np.asarray(hz, np.float64) / 100.0)
+
+
+def f0_robust_z(training_f0s, f0: float) -> float | None:
+  """How far `f0` (Hz) lies from a speaker's training recordings' median f0s,
+  in semitones over their robust spread (1.4826 x the median absolute
+  deviation, at least F0_SPREAD_FLOOR); None with fewer than
+  F0_MIN_TRAINING of them."""
+  pitches = semitones([v for v in training_f0s if v])
+  if pitches.size < F0_MIN_TRAINING or not f0:
+    return None
+  centre = np.median(pitches)
+  spread = max(1.4826 * float(np.median(np.abs(pitches - centre))), F0_SPREAD_FLOOR)
+  return float(abs(semitones(f0) - centre) / spread)
+
+
+def pitch_unlike(speaker: str, recordings) -> list[dict]:
+  """The held-out recordings of one speaker ((file, split, f0_hz) each, any
+  order) whose median f0 is more than F0_ROBUST_Z robust deviations from
+  the speaker's training recordings': another voice filed under the
+  speaker, or the voice far from its usual register. Sorted by file."""
+  recordings = sorted(recordings)
+  training = [f0 for _, split, f0 in recordings if split == "train" and f0]
+  out = []
+  for file, split, f0 in recordings:
+    z = f0_robust_z(training, f0) if split != "train" else None
+    if z is not None and z > F0_ROBUST_Z:
+      out.append({"file": file, "speaker": speaker, "split": split, "f0_hz": f0,
+                  "training_f0_hz": round(float(100 * 2 ** (np.median(
+                      semitones(training)) / 12)), 1),
+                  "robust_z": round(z, 1)})
+  return out
+
+
+def pitch_check(unlike: list[dict]) -> dict:
+  """The report's pitch check from every speaker's pitch_unlike rows: all
+  of them are listed (a run marks its test clips of those recordings)."""
+  unlike = sorted(unlike, key=lambda r: r["file"])
+  return {PITCH_CHECK: {
+      "count": len(unlike), "robust_z_over": F0_ROBUST_Z,
+      "spread_floor_semitones": F0_SPREAD_FLOOR, "training_recordings_at_least": F0_MIN_TRAINING,
+      "speakers": sorted({r["speaker"] for r in unlike}), "recordings": unlike}}
 
 
 def report_summary(records, counters: dict, checks: dict, config, layout: str,
@@ -208,6 +269,13 @@ def format_summary(report: dict, location: str = "") -> str:
                  f"{len(rare['speakers'])} speaker{'s' * (len(rare['speakers']) != 1)} at a "
                  f"sample rate under {rare['share_under']:.0%} of their speaker's recordings "
                  "have: another setup or voice? (build_report.json: checks)")
+  pitch = checks.get(PITCH_CHECK, {})
+  if pitch.get("count"):
+    n, speakers = pitch["count"], len(pitch["speakers"])
+    lines.append(f"  pitch    {n} held-out recording{'s' * (n != 1)} of {speakers} "
+                 f"speaker{'s' * (speakers != 1)} at a median pitch over "
+                 f"{pitch['robust_z_over']:g} robust deviations from their speaker's training "
+                 "recordings': another voice? (build_report.json: checks)")
   for title, counts in (("failed", s["failures"]), ("skipped", s["skipped_by_reason"])):
     for reason, n in counts.items():
       lines.append(f"  {title:8} {n} x {reason}: {explain(title, reason)}")

@@ -18,7 +18,11 @@ per file of the corpus (docs/scaling.md).
 3. WriteShard, one task per shard after a Reshuffle: read its task, decode,
    cut, encode, serialise and write the shard's file, all in the worker that
    owns the shard. Images never cross a shuffle, so memory is bounded by a
-   shard and workers scale until the disk does.
+   shard and workers scale until the disk does. Its outcome names, per
+   recording, the clips written and their median pitch.
+4. PitchCheck, one task per speaker: the held-out recordings whose pitch is
+   unlike their speaker's training recordings' (pipeline.report.pitch_unlike),
+   written for the report's checks.
 
 Each DoFn does one thing and counts it. A file that cannot be used gets its
 reason in the report. Splits are assigned from the files that gave clips, so
@@ -47,8 +51,8 @@ from pipeline.clips import clips_of, segment
 from pipeline.corpus import CorpusFile, is_url
 from pipeline.encode import encode_clip
 from pipeline.fingerprint import fingerprint
-from pipeline.report import report_record
-from pipeline.spec import EncodingSpec
+from pipeline.report import recording_f0, report_record
+from pipeline.spec import DESCRIPTOR_NAMES, EncodingSpec
 
 NAMESPACE = "a2i"
 
@@ -235,6 +239,9 @@ def clip_example(f: CorpusFile, clip, spec: EncodingSpec, image_size: int) -> di
   }
 
 
+F0_MEDIAN = DESCRIPTOR_NAMES.index("f0_median")   # a clip's median f0, in its descriptors
+
+
 def _masked_crc(data: bytes) -> bytes:
   """TFRecord's checksum: CRC-32C, rotated right by 15 bits, plus a constant."""
   import google_crc32c
@@ -342,20 +349,22 @@ class WriteShard(_CoreDoFn):
       return
     examples, files = [], []
     for f, expected in task.files:
-      outcome = {"file": f.relpath, "clips": 0, "expected": expected}
+      outcome = {"file": f.relpath, "speaker": f.speaker, "clips": 0, "expected": expected}
       try:
         clips = clips_of(f.path, self.spec, self.max_seconds, opener_for(f.path))
       except AudioError as e:  # the file changed or vanished since the analysis
         Metrics.counter(NAMESPACE, f"files_failed_{e.reason}_at_encoding").inc()
         files.append(dict(outcome, reason=e.reason, detail=e.detail))
         continue
+      f0s = []
       for clip in clips:
         key = example_key(f, clip.index)
-        example = self.serialize(clip_example(f, clip, self.spec, self.image_size))
+        example = clip_example(f, clip, self.spec, self.image_size)
+        f0s.append(example["descriptors"][F0_MEDIAN])
         examples.append((hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest(),
-                         example))
+                         self.serialize(example)))
         self.encoded.inc()
-      files.append(dict(outcome, clips=len(clips)))
+      files.append(dict(outcome, clips=len(clips), f0_hz=recording_f0(f0s)))
     examples.sort()
     num_bytes = write_shard(path, (data for _, data in examples))
     self.written.inc()
@@ -448,12 +457,49 @@ class PlanShards(beam.DoFn):
                             **setup_checks(encoded)})])
 
 
+def recording_pitches(outcome: dict):
+  """A shard's outcome -> (speaker, (file, split, median f0 in Hz)) per
+  recording it holds clips of."""
+  for f in outcome["files"]:
+    if f["clips"]:
+      yield f["speaker"], (f["file"], outcome["split"], f["f0_hz"])
+
+
+def _write_pitch_check(unlike: list[dict], path: str) -> str:
+  from pipeline.report import pitch_check
+
+  write_text(path, [json.dumps(pitch_check(unlike), sort_keys=True)])
+  return path
+
+
+class PitchCheck(beam.PTransform):
+  """Shard outcomes -> `path` written: the build report's pitch check
+  (pipeline.report.pitch_check), each speaker's recordings judged together
+  by one worker."""
+
+  def __init__(self, path: str):
+    super().__init__()
+    self.path = path
+
+  def expand(self, outcomes):
+    from pipeline.report import pitch_unlike
+
+    return (outcomes
+            | "RecordingPitches" >> beam.FlatMap(recording_pitches)
+            | "BySpeaker" >> beam.GroupByKey()
+            | "UnlikeTheirTraining" >> beam.FlatMapTuple(pitch_unlike)
+            | "AllUnlike" >> beam.combiners.ToList()
+            | "WriteCheck" >> beam.Map(_write_pitch_check, self.path))
+
+
 class BuildShards(beam.PTransform):
   """PCollection[path of a listing chunk] -> outcome per shard written.
 
-  A shard's outcome names its split and, per recording, the clips written.
-  The report's records, in file order with their planned split, and the
-  checks are written to `work` (PlanShards); `skipped`, if given, is a
+  A shard's outcome names its split and, per recording, the clips written
+  and their median f0. The report's records, in file order with their
+  planned split, and the checks are written to `work` (PlanShards; the
+  pitch check, once every shard is written, to `pitch_check.json`);
+  `skipped`, if given, is a
   JSON-lines file of report records of files the listing refused.
   `shard_path(split, index, num_shards)` names a shard's file, `serialize`
   turns an example into bytes: both come from the dataset builder.
@@ -470,15 +516,18 @@ class BuildShards(beam.PTransform):
     self.work, self.skipped, self.speaker_disjoint = work, skipped, speaker_disjoint
 
   def expand(self, chunks):
-    return (chunks
-            | "FanOutChunks" >> beam.Reshuffle()
-            | "AnalyseChunks" >> beam.ParDo(AnalyseChunk(self.spec, self.max_seconds,
-                                                         _join(self.work, "analysis")))
-            | "AllAnalysed" >> beam.combiners.ToList()
-            | "PlanShards" >> beam.ParDo(PlanShards(self.image_size, self.fractions,
-                                                    self.split_by, self.work, self.skipped,
-                                                    self.speaker_disjoint))
-            | "FanOutShards" >> beam.Reshuffle()
-            | "WriteShards" >> beam.ParDo(WriteShard(self.spec, self.image_size,
-                                                     self.max_seconds, self.shard_path,
-                                                     self.serialize, self.outcomes)))
+    planned = (chunks
+               | "FanOutChunks" >> beam.Reshuffle()
+               | "AnalyseChunks" >> beam.ParDo(AnalyseChunk(self.spec, self.max_seconds,
+                                                            _join(self.work, "analysis")))
+               | "AllAnalysed" >> beam.combiners.ToList()
+               | "PlanShards" >> beam.ParDo(PlanShards(self.image_size, self.fractions,
+                                                       self.split_by, self.work, self.skipped,
+                                                       self.speaker_disjoint)))
+    written = (planned
+               | "FanOutShards" >> beam.Reshuffle()
+               | "WriteShards" >> beam.ParDo(WriteShard(self.spec, self.image_size,
+                                                        self.max_seconds, self.shard_path,
+                                                        self.serialize, self.outcomes)))
+    _ = written | "PitchCheck" >> PitchCheck(_join(self.work, "pitch_check.json"))
+    return written

@@ -118,15 +118,15 @@ def test_each_test_clip_is_listed_with_the_saved_models_answer(trained, dataset)
   wrong = [r["right"] == "0" for r in rows]
   assert sum(wrong) == m["test_examples"] - np.trace(np.array(m["confusion_matrix"]))
   assert wrong == sorted(wrong, reverse=True)
-  # One rate per voice here: the build report names no recording, so every
-  # clip is among the rest, counted as the rows are.
-  assert {r["rare_rate"] for r in rows} == {"0"}
-  by_rate = m["test_by_sample_rate"]
-  assert by_rate["rare_for_their_speaker"] == {"recordings": 0, "clips": 0, "right": 0,
-                                               "accuracy": None}
-  assert by_rate["the_rest"]["clips"] == len(rows)
-  assert by_rate["the_rest"]["right"] == len(rows) - sum(wrong)
-  assert by_rate["the_rest"]["recordings"] == len({r["recording"] for r in rows})
+  # One rate and one voice per speaker here: the build report's checks name
+  # no recording, so every clip is among the rest, counted as the rows are.
+  for column, key, name in (("rare_rate", "test_by_sample_rate", "rare_for_their_speaker"),
+                            ("unlike_pitch", "test_by_pitch", "unlike_their_speakers_training")):
+    assert {r[column] for r in rows} == {"0"}
+    assert m[key][name] == {"recordings": 0, "clips": 0, "right": 0, "accuracy": None}
+    assert m[key]["the_rest"]["clips"] == len(rows)
+    assert m[key]["the_rest"]["right"] == len(rows) - sum(wrong)
+    assert m[key]["the_rest"]["recordings"] == len({r["recording"] for r in rows})
 
 
 @pytest.mark.slow

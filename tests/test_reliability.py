@@ -246,54 +246,148 @@ def test_a_rate_is_rare_under_a_tenth_of_the_speakers_recordings():
       "recordings_at_a_rate_rare_for_their_speaker"]["count"] == 0
 
 
-def test_a_run_reads_the_rare_rate_recordings_from_the_build_report(tmp_path, capsys):
-  """trainer.report.rare_rate_recordings: the recordings of the report's
-  files that its check counts (the build's own rule), none where it
-  counted none, and None where the report is missing or predates the
-  check."""
-  from pipeline.report import RARE_RATE_CHECK, REPORT_FILE
-  from trainer.report import rare_rate_recordings
+def test_a_held_out_recording_is_unlike_at_over_three_robust_deviations_of_pitch():
+  """pipeline.report.pitch_unlike against the rule computed here: semitones,
+  the median and 1.4826 x the median absolute deviation of the speaker's
+  voiced training recordings (at least a semitone), 3 of them at least."""
+  from pipeline.report import pitch_check, pitch_unlike
+
+  def z(training, f0):
+    st = 12 * np.log2(np.asarray(training) / 100.0)
+    spread = max(1.4826 * np.median(np.abs(st - np.median(st))), 1.0)
+    return abs(12 * np.log2(f0 / 100.0) - np.median(st)) / spread
+
+  steady = [("a/t%d.wav" % k, "train", f0) for k, f0 in enumerate([100, 102, 98, 101, 99, 103])]
+  a = pitch_unlike("a", steady + [("a/t9.wav", "train", 300.0),      # training: never named
+                                  ("a/v.wav", "validation", 105.0),  # under a semitone off
+                                  ("a/x.wav", "test", 140.0),        # 5.8 semitones off
+                                  ("a/y.wav", "test", None),         # no voiced frame
+                                  ("a/t8.wav", "train", None)])
+  training = [f0 for _, _, f0 in steady] + [300.0]
+  assert [r["file"] for r in a] == ["a/x.wav"]
+  assert a[0]["robust_z"] == round(z(training, 140.0), 1) > 3
+  assert a[0]["training_f0_hz"] == round(100 * 2 ** (np.median(
+      12 * np.log2(np.asarray(training) / 100)) / 12), 1)
+  assert z(training, 105.0) < 3
+  # Two training recordings are too few to judge; a wide voice (an actor's) has a wide spread.
+  assert pitch_unlike("b", [("b/1", "train", 100.0), ("b/2", "train", 101.0),
+                            ("b/3", "test", 400.0)]) == []
+  wide = [("c/%d" % k, "train", f0) for k, f0 in enumerate([100, 150, 200, 120, 180])]
+  assert pitch_unlike("c", wide + [("c/x", "test", 250.0)]) == []
+  assert z([100, 150, 200, 120, 180], 250.0) < 3
+  check = pitch_check(a)["held_out_recordings_at_a_pitch_unlike_their_speakers_training"]
+  assert (check["count"], check["speakers"], check["recordings"]) == (1, ["a"], a)
+
+
+@pytest.mark.slow
+def test_a_build_names_a_held_out_recording_by_another_voice(tmp_path):
+  """A voice filed under another speaker, in that speaker's test split (an
+  official splits file): the build report's pitch check names it and only
+  it, with the pitch the dataset's own descriptors give, and the console
+  says so."""
+  import tensorflow_datasets as tfds
+
+  from pipeline.report import PITCH_CHECK
+  from pipeline.spec import DESCRIPTOR_NAMES
+
+  root, lines = tmp_path / "corpus", ["path,split"]
+  for speaker, voice, pitch in (("hi", "en+f3", 80), ("lo", "en+m3", 15)):
+    for i, split in enumerate(["train"] * 4 + ["validation", "test"]):
+      x, sr = synthesize(f"Take {i} of the pitch check, read by {speaker}.", voice, rate=160,
+                         pitch=pitch)
+      (root / speaker).mkdir(parents=True, exist_ok=True)
+      sf.write(str(root / speaker / f"{i}.wav"), x, sr)
+      lines.append(f"{speaker}/{i}.wav,{split}")
+  x, sr = synthesize("Another voice, filed under the low one.", "en+f3", rate=160, pitch=80)
+  sf.write(str(root / "lo" / "odd.wav"), x, sr)
+  lines.append("lo/odd.wav,test")
+  (tmp_path / "splits.csv").write_text("\n".join(lines) + "\n")
+  out = build(["--input", str(root), "--image_size", "64", "--splits_file",
+               str(tmp_path / "splits.csv")], tmp_path / "tfds")
+  builder = tfds.builder("a2i_speakers/corpus_64", data_dir=str(tmp_path / "tfds"))
+  with open(os.path.join(builder.data_dir, "build_report.json")) as f:
+    check = json.load(f)["checks"][PITCH_CHECK]
+  assert [r["file"] for r in check["recordings"]] == ["lo/odd.wav"]
+  assert (check["count"], check["speakers"]) == (1, ["lo"])
+  # Each recording's pitch again, from the descriptors stored with its clips.
+  column, clips = DESCRIPTOR_NAMES.index("f0_median"), {}
+  for split in ("train", "validation", "test"):
+    for ex in tfds.as_numpy(builder.as_dataset(split=split)):
+      clips.setdefault(ex["recording"].decode(), []).append(float(ex["descriptors"][column]))
+  f0 = {name: np.median([v for v in values if np.isfinite(v)]) for name, values in clips.items()}
+  training = 12 * np.log2(np.array([f0[f"lo/{i}.wav"] for i in range(4)]) / 100)
+  spread = max(1.4826 * np.median(np.abs(training - np.median(training))), 1.0)
+  odd = check["recordings"][0]
+  assert odd["f0_hz"] == pytest.approx(f0["lo/odd.wav"], abs=0.05)
+  assert odd["robust_z"] == pytest.approx(
+      abs(12 * np.log2(f0["lo/odd.wav"] / 100) - np.median(training)) / spread, abs=0.05)
+  assert odd["f0_hz"] > 1.5 * odd["training_f0_hz"]               # the high voice
+  assert ("pitch    1 held-out recording of 1 speaker at a median pitch over 3 robust "
+          "deviations from their speaker's training recordings'") in out.stdout
+
+
+def test_a_run_reads_the_recordings_the_build_report_names(tmp_path, capsys):
+  """trainer.report.flagged_recordings: the recordings of the report's
+  files that its rate check counts (the build's own rule) and those its
+  pitch check lists, none where a check names none, and None for a check
+  the report does not hold or when it is missing or cannot be read."""
+  from pipeline.report import PITCH_CHECK, RARE_RATE_CHECK, REPORT_FILE, pitch_check
+  from trainer.report import flagged_recordings
 
   files = [{"file": f"a/{k:02d}.wav", "speaker": "a", "status": "encoded",
             "sample_rate": 8000 if k == 3 else 16000} for k in range(12)]
   files.append({"file": "b/x.wav", "speaker": "b", "status": "failed", "sample_rate": 8000})
+  unlike = [{"file": "a/07.wav", "speaker": "a", "split": "test", "f0_hz": 240.0,
+             "training_f0_hz": 120.0, "robust_z": 12.0}]
 
   def report(**content):
     (tmp_path / REPORT_FILE).write_text(json.dumps(content))
-    return rare_rate_recordings(str(tmp_path))
+    return flagged_recordings(str(tmp_path))
 
-  assert rare_rate_recordings(str(tmp_path)) is None
-  assert report(checks={}, files=files) is None
-  assert report(checks=setup_checks(files), files=files) == {"a/03.wav"}
+  none = {"rare_rate": None, "unlike_pitch": None}
+  assert flagged_recordings(str(tmp_path)) == none
+  assert report(checks={}, files=files) == none
+  assert report(checks=setup_checks(files), files=files) == {"rare_rate": {"a/03.wav"},
+                                                               "unlike_pitch": None}
+  assert report(checks={**setup_checks(files), **pitch_check(unlike)}, files=files) == {
+      "rare_rate": {"a/03.wav"}, "unlike_pitch": {"a/07.wav"}}
   uniform = [dict(f, sample_rate=16000) for f in files]
-  assert report(checks=setup_checks(uniform), files=uniform) == set()
+  assert report(checks={**setup_checks(uniform), **pitch_check([])}, files=uniform) == {
+      "rare_rate": set(), "unlike_pitch": set()}
   # The count is the report's: with none counted, its file list is not searched.
-  assert report(checks={RARE_RATE_CHECK: {"count": 0}}, files=files) == set()
-  # A report cut short or of another shape leaves the column empty, not the run dead.
-  assert report(checks={RARE_RATE_CHECK: {"count": 1}}) is None
+  assert report(checks={RARE_RATE_CHECK: {"count": 0}}, files=files)["rare_rate"] == set()
+  # A report cut short or of another shape leaves the columns empty, not the run dead.
+  assert report(checks={RARE_RATE_CHECK: {"count": 1}}) == none
+  assert report(checks={PITCH_CHECK: {"count": 1}}, files=files) == none
   (tmp_path / REPORT_FILE).write_text('{"checks": {"recordings_at')
-  assert rare_rate_recordings(str(tmp_path)) is None
-  assert "rare_rate left empty" in capsys.readouterr().out
+  assert flagged_recordings(str(tmp_path)) == none
+  assert "rare_rate and unlike_pitch left empty" in capsys.readouterr().out
 
 
-def test_a_runs_summary_counts_its_errors_on_the_rare_rate_recordings():
-  from trainer.fit import rare_rate_line
+def test_a_runs_summary_counts_its_errors_on_the_recordings_the_checks_name():
+  from trainer.fit import check_lines
 
-  def by_rate(rare, rest):
-    return {"test_by_sample_rate": {
-        "rare_for_their_speaker": dict(zip(("recordings", "clips", "right"), rare),
-                                       accuracy=rare[2] / rare[1] if rare[1] else None),
+  def scores(named, rest, key="test_by_sample_rate", name="rare_for_their_speaker"):
+    return {key: {
+        name: dict(zip(("recordings", "clips", "right"), named),
+                   accuracy=named[2] / named[1] if named[1] else None),
         "the_rest": dict(zip(("recordings", "clips", "right"), rest),
                          accuracy=rest[2] / rest[1] if rest[1] else None)}}
 
-  assert rare_rate_line(by_rate((1, 1, 0), (142, 142, 141))) == (
+  assert check_lines(scores((1, 1, 0), (142, 142, 141))) == [
       "  at a sample rate rare for their speaker (build_report.json: checks): 1 test "
       "recording, 1 of the 2 clips wrong; accuracy on the other 142 clips 0.9930 "
-      "(test_predictions.csv: rare_rate)")
-  assert "3 test recordings, 2 of the 2 clips wrong" in rare_rate_line(
-      by_rate((3, 4, 2), (10, 10, 10)))
-  assert rare_rate_line(by_rate((0, 0, 0), (5, 5, 4))) is None
-  assert rare_rate_line({"test_by_sample_rate": None}) is None
+      "(test_predictions.csv: rare_rate)"]
+  assert "3 test recordings, 2 of the 2 clips wrong" in check_lines(
+      scores((3, 4, 2), (10, 10, 10)))[0]
+  pitch = scores((2, 3, 1), (50, 60, 60), "test_by_pitch", "unlike_their_speakers_training")
+  assert check_lines(pitch) == [
+      "  at a pitch unlike their speaker's training recordings (build_report.json: checks): "
+      "2 test recordings, 2 of the 2 clips wrong; accuracy on the other 60 clips 1.0000 "
+      "(test_predictions.csv: unlike_pitch)"]
+  assert len(check_lines({**scores((1, 1, 0), (9, 9, 9)), **pitch})) == 2
+  assert check_lines(scores((0, 0, 0), (5, 5, 4))) == []
+  assert check_lines({"test_by_sample_rate": None, "test_by_pitch": None}) == []
 
 
 @pytest.mark.slow

@@ -58,19 +58,27 @@ def _refuse_other_run(parser, folder: str, config: TrainConfig) -> None:
                  "choose another folder, or delete it to start over")
 
 
-def rare_rate_line(metrics: dict) -> str | None:
-  """The summary's line on the test recordings at a sample rate rare for
-  their speaker (metrics.json's `test_by_sample_rate`), where there are any."""
-  by_rate = metrics.get("test_by_sample_rate")
-  if not by_rate or not by_rate["rare_for_their_speaker"]["clips"]:
-    return None
-  rare, rest = by_rate["rare_for_their_speaker"], by_rate["the_rest"]
-  wrong = rare["clips"] - rare["right"] + rest["clips"] - rest["right"]
-  rest_accuracy = f"{rest['accuracy']:.4f}" if rest["clips"] else "-"
-  return (f"  at a sample rate rare for their speaker (build_report.json: checks): "
-          f"{rare['recordings']} test recording{'s' * (rare['recordings'] != 1)}, "
-          f"{rare['clips'] - rare['right']} of the {wrong} clips wrong; accuracy on the other "
-          f"{rest['clips']} clips {rest_accuracy} (test_predictions.csv: rare_rate)")
+def check_lines(metrics: dict) -> list[str]:
+  """The summary's lines on the test recordings that the build report's
+  checks name (metrics.json's `test_by_sample_rate`, `test_by_pitch`),
+  where there are any."""
+  from trainer.report import FLAGS
+
+  what = {"rare_rate": "at a sample rate rare for their speaker",
+          "unlike_pitch": "at a pitch unlike their speaker's training recordings"}
+  lines = []
+  for column, key, name in FLAGS:
+    scores = metrics.get(key)
+    if not scores or not scores[name]["clips"]:
+      continue
+    named, rest = scores[name], scores["the_rest"]
+    wrong = named["clips"] - named["right"] + rest["clips"] - rest["right"]
+    rest_accuracy = f"{rest['accuracy']:.4f}" if rest["clips"] else "-"
+    lines.append(f"  {what[column]} (build_report.json: checks): "
+                 f"{named['recordings']} test recording{'s' * (named['recordings'] != 1)}, "
+                 f"{named['clips'] - named['right']} of the {wrong} clips wrong; accuracy on the "
+                 f"other {rest['clips']} clips {rest_accuracy} (test_predictions.csv: {column})")
+  return lines
 
 
 def main(argv=None) -> int:
@@ -114,8 +122,7 @@ def main(argv=None) -> int:
   print(f"test accuracy {metrics['test_accuracy']:.4f}{backend} on "
         f"{metrics['test_examples']} clips, {len(result.splits.speakers)} speakers, "
         f"{metrics['epochs_run']} epochs in {result.seconds / 60:.1f} min -> {folder}")
-  line = rare_rate_line(metrics)
-  if line:
+  for line in check_lines(metrics):
     print(line)
   return 0
 

@@ -149,8 +149,8 @@ def write(result, config, folder: str) -> dict:
       "train_seconds_this_run": round(result.seconds, 1),
   }
   metrics["open_set_threshold_95"] = write_speaker_profiles(splits, folder)
-  metrics["test_predictions"], metrics["test_by_sample_rate"] = write_predictions(
-      splits, y, prob, folder)
+  metrics["test_predictions"], by_check = write_predictions(splits, y, prob, folder)
+  metrics.update(by_check)
   with open(os.path.join(folder, "metrics.json"), "w") as f:
     json.dump(metrics, f, indent=1)
   plot_confusion(cm, speakers, os.path.join(folder, "confusion_matrix.png"))
@@ -163,41 +163,56 @@ def write(result, config, folder: str) -> dict:
 PREDICTIONS_FILE = "test_predictions.csv"
 
 
-def rare_rate_recordings(data_dir) -> set[str] | None:
-  """The recordings that the dataset's build report (in `data_dir`, the
-  dataset version's folder) names as at a sample rate rare for their
-  speaker (pipeline.report.setup_checks); None where the report is not
-  there or predates that check, or (saying so) when it cannot be read. The
-  rule runs over the report's file list only where the check counted some."""
+# The build report's checks a run marks its test clips by: (the CSV's column,
+# metrics.json's key, the name there of the clips the check names).
+FLAGS = (("rare_rate", "test_by_sample_rate", "rare_for_their_speaker"),
+         ("unlike_pitch", "test_by_pitch", "unlike_their_speakers_training"))
+
+
+def flagged_recordings(data_dir) -> dict[str, set[str] | None]:
+  """{column of FLAGS: the recordings that the dataset's build report (in
+  `data_dir`, the dataset version's folder) names}: `rare_rate`, at a
+  sample rate rare for their speaker (pipeline.report.setup_checks, its
+  rule run over the report's file list where it counted some);
+  `unlike_pitch`, held out at a pitch unlike their speaker's training
+  recordings (the pitch check's list). None for a check the report does
+  not hold (it is not there, or predates it), or (saying so) for both when
+  it cannot be read."""
   from etils import epath
 
-  from pipeline.report import RARE_RATE_CHECK, REPORT_FILE, rare_rate_records
+  from pipeline.report import PITCH_CHECK, RARE_RATE_CHECK, REPORT_FILE, rare_rate_records
 
+  out = {column: None for column, _, _ in FLAGS}
   path = epath.Path(data_dir) / REPORT_FILE
   if not path.exists():
-    return None
+    return out
   try:
     with path.open(encoding="utf-8") as f:
       report = json.load(f)
-    check = report.get("checks", {}).get(RARE_RATE_CHECK)
-    if check is None:
-      return None
-    return ({r["file"] for r in rare_rate_records(report["files"])[0]} if check["count"]
-            else set())
+    checks = report.get("checks", {})
+    rare, pitch = checks.get(RARE_RATE_CHECK), checks.get(PITCH_CHECK)
+    if rare is not None:
+      out["rare_rate"] = ({r["file"] for r in rare_rate_records(report["files"])[0]}
+                          if rare["count"] else set())
+    if pitch is not None:
+      out["unlike_pitch"] = {r["file"] for r in pitch["recordings"]}
+    return out
   except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-    print(f"{PREDICTIONS_FILE}: rare_rate left empty, {path} unreadable "
+    print(f"{PREDICTIONS_FILE}: {' and '.join(out)} left empty, {path} unreadable "
           f"({type(e).__name__}: {e})", flush=True)
-    return None
+    return {column: None for column in out}
 
 
-def write_predictions(splits, y, prob, folder: str) -> tuple[str | None, dict | None]:
+def write_predictions(splits, y, prob, folder: str) -> tuple[str | None, dict]:
   """test_predictions.csv: every test clip (recording, clip index) with its
   speaker, the speaker predicted, that prediction's probability, whether
-  it is right, and whether the build report names its recording as at a
-  sample rate rare for its speaker (`rare_rate`: 1 or 0, empty without
-  the report), wrong ones first, then by recording: the errors to read.
-  Returns (the file's name, the test clips right at a rare rate and the
-  others: metrics.json's `test_by_sample_rate`); (None, None), saying why,
+  it is right, and whether the build report's checks name its recording
+  (FLAGS: `rare_rate`, at a sample rate rare for its speaker;
+  `unlike_pitch`, at a pitch unlike its speaker's training recordings; 1
+  or 0, empty without the check), wrong ones first, then by recording: the
+  errors to read. Returns (the file's name, {metrics.json's key of each
+  check: the test clips right among the recordings it names and among the
+  rest, or None without the check}); (None, those keys None), saying why,
   if the split's clips cannot be matched to the labels evaluated."""
   from trainer.data import clip_keys
 
@@ -205,27 +220,31 @@ def write_predictions(splits, y, prob, folder: str) -> tuple[str | None, dict | 
   if [k[2] for k in keys] != [int(v) for v in y]:
     print("test_predictions.csv not written: the test clips' order differs from the "
           "evaluated labels'", flush=True)
-    return None, None
-  rare = rare_rate_recordings(splits.dataset.builder.data_dir)
+    return None, {key: None for _, key, _ in FLAGS}
+  flagged = flagged_recordings(splits.dataset.builder.data_dir)
   speakers, pred = splits.speakers, prob.argmax(axis=1)
   rows = sorted(((r, c, speakers[t], speakers[p], round(float(prob[i, p]), 4), int(p == t),
-                  "" if rare is None else int(r in rare))
+                  *("" if flagged[column] is None else int(r in flagged[column])
+                    for column, _, _ in FLAGS))
                  for i, ((r, c, t), p) in enumerate(zip(keys, pred))),
                 key=lambda row: (row[5], row[0], row[1]))
   with open(os.path.join(folder, PREDICTIONS_FILE), "w", newline="", encoding="utf-8") as f:
     out = csv.writer(f)
     out.writerow(["recording", "clip_index", "speaker", "predicted", "probability", "right",
-                  "rare_rate"])
+                  *(column for column, _, _ in FLAGS)])
     out.writerows(rows)
-  if rare is None:
-    return PREDICTIONS_FILE, None
-  by_rate = {}
-  for name, flag in (("rare_for_their_speaker", 1), ("the_rest", 0)):
-    part = [row for row in rows if row[6] == flag]
-    right = sum(row[5] for row in part)
-    by_rate[name] = {"recordings": len({row[0] for row in part}), "clips": len(part),
-                     "right": right, "accuracy": right / len(part) if part else None}
-  return PREDICTIONS_FILE, by_rate
+  scores = {}
+  for k, (column, key, name) in enumerate(FLAGS):
+    if flagged[column] is None:
+      scores[key] = None
+      continue
+    scores[key] = {}
+    for part_name, flag in ((name, 1), ("the_rest", 0)):
+      part = [row for row in rows if row[6 + k] == flag]
+      right = sum(row[5] for row in part)
+      scores[key][part_name] = {"recordings": len({row[0] for row in part}), "clips": len(part),
+                                "right": right, "accuracy": right / len(part) if part else None}
+  return PREDICTIONS_FILE, scores
 
 
 def write_speaker_profiles(splits, folder: str) -> float:

@@ -158,6 +158,7 @@ class Builder(FileReaderBuilder):
       print(f"resumed: {resumed} of {len(shard_infos)} shards already written", flush=True)
     counters = _counters(p.result)
     checks = json.loads((work / "checks.json").read_text())
+    checks.update(json.loads((work / "pitch_check.json").read_text()))
     parts = sorted(work.glob("records-*.jsonl"))
 
     def records():
