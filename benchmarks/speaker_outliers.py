@@ -11,7 +11,7 @@ test recording *unlike its speaker's training recordings* when
 
   * its sample rate is that of fewer than 10 % of them (another setup), or
   * its median f0, in semitones, is more than 3 robust standard deviations
-    (1.4826 x the median absolute deviation, at least a semitone) from
+    (1.4826 x the median absolute deviation, at least half a semitone) from
     their median (another voice, or the same voice far from its usual
     register): the build report's pitch check (pipeline.report.pitch_unlike),
     which these builds predate.
@@ -106,6 +106,14 @@ def unlike(facts: dict) -> dict:
   return out
 
 
+def _seeds(path: str, key: tuple) -> list:
+  with open(path) as f:
+    node = json.load(f)
+  for k in key:
+    node = node[k]
+  return node
+
+
 def misses(path: str, key: tuple) -> tuple[dict, int, list]:
   """({recording: seeds it was missed in}, seeds, the test clips' recordings)
   of the model at `key` inside the JSON at `path`."""
@@ -143,27 +151,62 @@ def sources(corpus: str) -> dict:
 def study(data_dir: str, corpus: str) -> dict:
   """Per dataset of the corpus (full band, 8 kHz): its unlike test
   recordings and the misses counted; for the full band, also the build
-  report's own check of its recordings' rates (pipeline.report.setup_checks)."""
+  report's own checks, of its recordings' rates (pipeline.report.setup_checks)
+  and, where the build made it, of its held-out recordings' pitch, with the
+  misses among the test recordings either names."""
   import tensorflow_datasets as tfds
 
-  from pipeline.report import setup_checks
+  from pipeline.report import PITCH_CHECK, rare_rate_records, setup_checks
 
   out, rates = {}, None
   for dataset, models in sources(corpus).items():
     facts = recording_facts(data_dir, f"a2i_speakers/{dataset}", rates)
-    check = None
+    check = pitch = named = None
     if rates is None:   # the full band's report: each recording's own rate
       report = tfds.builder(f"a2i_speakers/{dataset}", data_dir=data_dir).data_dir
       with open(os.path.join(report, "build_report.json")) as f:
-        records = json.load(f)["files"]
+        whole = json.load(f)
+      records, report_checks = whole["files"], whole.get("checks", {})
       rates = {os.path.splitext(r["file"])[0]: r["sample_rate"]
                for r in records if r.get("sample_rate")}
       # What the build report's check names (over every split, not only training).
       check = setup_checks(records)["recordings_at_a_rate_rare_for_their_speaker"]
+      pitch = report_checks.get(PITCH_CHECK)
+      # Both of the build's checks: the test recordings a run marks (trainer.report).
+      named = {r["file"] for r in rare_rate_records(records)[0]} | (
+          {r["file"] for r in pitch["recordings"]} if pitch else set())
     out[dataset] = one_dataset(facts, models)
     if check is not None:
       out[dataset]["build_report_check"] = check
+    if pitch is not None:
+      out[dataset]["build_report_pitch_check"] = {
+          k: pitch[k] for k in ("count", "speakers")}
+      out[dataset]["build_report_pitch_check"]["test_recordings"] = sorted(
+          r["file"] for r in pitch["recordings"] if r["split"] == "test")
+    if named is not None:
+      out[dataset]["named_by_the_build"] = named_counts(facts, models, named)
   return out
+
+
+def named_counts(facts: dict, models: list, named: set) -> dict:
+  """Per model: its misses among the test clips of the recordings that the
+  build report's checks name (rate or pitch; what trainer.fit scores
+  apart) and among the rest."""
+  stems = {os.path.splitext(n)[0] for n in named if facts.get(n, {}).get("split") == "test"}
+  counts = {}
+  for label, path, key in models:
+    missed, seeds, clips = misses(path, key)
+    n = sum(c in stems for c in clips)
+    wrong = sum(v for r, v in missed.items() if r in stems)
+    rest = sum(missed.values()) - wrong
+    per_seed = [sum(os.path.splitext(w["recording"])[0] in stems for w in seed["wrong"])
+                for seed in _seeds(path, key)]
+    counts[label] = {"test_recordings_named": len(stems), "test_clips_named": n,
+                     "missed_named": wrong, "missed_the_rest": rest,
+                     "missed_named_per_seed": per_seed,
+                     "accuracy_named": round(1 - wrong / (seeds * n), 4) if n else None,
+                     "accuracy_the_rest": round(1 - rest / (seeds * (len(clips) - n)), 4)}
+  return counts
 
 
 def one_dataset(facts: dict, models: list) -> dict:

@@ -103,9 +103,14 @@ def setup_checks(records: list[dict]) -> dict:
                    [:10]]}}
 
 
-F0_ROBUST_Z = 3.0          # robust z (semitones) of a recording's median f0 beyond which
-F0_SPREAD_FLOOR = 1.0      # ...its voice is another one; spreads under a semitone count as one
-F0_MIN_TRAINING = 3        # voiced training recordings a speaker needs for the pitch check
+# A held-out recording whose median f0 lies more than F0_ROBUST_Z robust
+# deviations (semitones) from its speaker's training recordings' is another
+# voice, or the voice far from its register; a spread under F0_SPREAD_FLOOR
+# semitones counts as that (a steady reader's words, a synthetic voice);
+# speakers with fewer than F0_MIN_TRAINING voiced training recordings are not judged.
+F0_ROBUST_Z = 3.0
+F0_SPREAD_FLOOR = 0.5
+F0_MIN_TRAINING = 3
 PITCH_CHECK = "held_out_recordings_at_a_pitch_unlike_their_speakers_training"
 
 
@@ -121,35 +126,51 @@ def semitones(hz) -> np.ndarray:
   return 12 * np.log2(np.asarray(hz, np.float64) / 100.0)
 
 
-def f0_robust_z(training_f0s, f0: float) -> float | None:
-  """How far `f0` (Hz) lies from a speaker's training recordings' median f0s,
-  in semitones over their robust spread (1.4826 x the median absolute
-  deviation, at least F0_SPREAD_FLOOR); None with fewer than
-  F0_MIN_TRAINING of them."""
+def pitch_profile(training_f0s) -> tuple[float, float] | None:
+  """(median, robust spread) in semitones of a speaker's training
+  recordings' median f0s (Hz; None for an unvoiced one): the spread is
+  1.4826 x their median absolute deviation, at least F0_SPREAD_FLOOR; None
+  with fewer than F0_MIN_TRAINING voiced ones."""
   pitches = semitones([v for v in training_f0s if v])
-  if pitches.size < F0_MIN_TRAINING or not f0:
+  if pitches.size < F0_MIN_TRAINING:
     return None
-  centre = np.median(pitches)
-  spread = max(1.4826 * float(np.median(np.abs(pitches - centre))), F0_SPREAD_FLOOR)
-  return float(abs(semitones(f0) - centre) / spread)
+  centre = float(np.median(pitches))
+  return centre, max(1.4826 * float(np.median(np.abs(pitches - centre))), F0_SPREAD_FLOOR)
+
+
+def robust_z(profile: tuple[float, float] | None, f0: float | None) -> float | None:
+  """How far `f0` (Hz) lies from a speaker's pitch_profile, in robust deviations."""
+  if profile is None or not f0:
+    return None
+  return float(abs(semitones(f0) - profile[0]) / profile[1])
+
+
+def f0_robust_z(training_f0s, f0: float | None) -> float | None:
+  return robust_z(pitch_profile(training_f0s), f0)
+
+
+def judge_pitch(file: str, speaker: str, split: str, f0: float | None,
+                profile: tuple[float, float] | None) -> dict | None:
+  """The pitch check's row of a recording, if it is held out and its median
+  f0 lies more than F0_ROBUST_Z robust deviations from its speaker's
+  training profile; None otherwise."""
+  z = robust_z(profile, f0) if split != "train" else None
+  if z is None or z <= F0_ROBUST_Z:
+    return None
+  return {"file": file, "speaker": speaker, "split": split, "f0_hz": f0,
+          "training_f0_hz": round(float(100 * 2 ** (profile[0] / 12)), 1),
+          "robust_z": round(z, 1)}
 
 
 def pitch_unlike(speaker: str, recordings) -> list[dict]:
   """The held-out recordings of one speaker ((file, split, f0_hz) each, any
-  order) whose median f0 is more than F0_ROBUST_Z robust deviations from
-  the speaker's training recordings': another voice filed under the
-  speaker, or the voice far from its usual register. Sorted by file."""
+  order) whose median f0 is unlike the speaker's training recordings'
+  (judge_pitch): another voice filed under the speaker, or the voice far
+  from its usual register. Sorted by file."""
   recordings = sorted(recordings)
-  training = [f0 for _, split, f0 in recordings if split == "train" and f0]
-  out = []
-  for file, split, f0 in recordings:
-    z = f0_robust_z(training, f0) if split != "train" else None
-    if z is not None and z > F0_ROBUST_Z:
-      out.append({"file": file, "speaker": speaker, "split": split, "f0_hz": f0,
-                  "training_f0_hz": round(float(100 * 2 ** (np.median(
-                      semitones(training)) / 12)), 1),
-                  "robust_z": round(z, 1)})
-  return out
+  profile = pitch_profile([f0 for _, split, f0 in recordings if split == "train"])
+  return [row for file, split, f0 in recordings
+          if (row := judge_pitch(file, speaker, split, f0, profile))]
 
 
 def pitch_check(unlike: list[dict]) -> dict:
@@ -158,7 +179,8 @@ def pitch_check(unlike: list[dict]) -> dict:
   unlike = sorted(unlike, key=lambda r: r["file"])
   return {PITCH_CHECK: {
       "count": len(unlike), "robust_z_over": F0_ROBUST_Z,
-      "spread_floor_semitones": F0_SPREAD_FLOOR, "training_recordings_at_least": F0_MIN_TRAINING,
+      "spread_floor_semitones": F0_SPREAD_FLOOR,
+      "training_recordings_at_least": F0_MIN_TRAINING,
       "speakers": sorted({r["speaker"] for r in unlike}), "recordings": unlike}}
 
 

@@ -20,9 +20,10 @@ per file of the corpus (docs/scaling.md).
    owns the shard. Images never cross a shuffle, so memory is bounded by a
    shard and workers scale until the disk does. Its outcome names, per
    recording, the clips written and their median pitch.
-4. PitchCheck, one task per speaker: the held-out recordings whose pitch is
-   unlike their speaker's training recordings' (pipeline.report.pitch_unlike),
-   written for the report's checks.
+4. PitchCheck, one task once every shard is written: from the shards'
+   outcome files, the held-out recordings whose pitch is unlike their
+   speaker's training recordings' (pipeline.report.judge_pitch), written
+   for the report's checks.
 
 Each DoFn does one thing and counts it. A file that cannot be used gets its
 reason in the report. Splits are assigned from the files that gave clips, so
@@ -457,39 +458,51 @@ class PlanShards(beam.DoFn):
                             **setup_checks(encoded)})])
 
 
-def recording_pitches(outcome: dict):
-  """A shard's outcome -> (speaker, (file, split, median f0 in Hz)) per
-  recording it holds clips of."""
-  for f in outcome["files"]:
-    if f["clips"]:
-      yield f["speaker"], (f["file"], outcome["split"], f["f0_hz"])
+def _outcome_files(paths: list[str]):
+  """(file, speaker, split, median f0) of every recording the shard
+  outcomes at `paths` hold clips of, one outcome file at a time."""
+  for path in paths:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+      outcome = json.loads(f.read().decode("utf-8"))
+    for r in outcome["files"]:
+      if r["clips"]:
+        yield r["file"], r["speaker"], outcome["split"], r["f0_hz"]
 
 
-def _write_pitch_check(unlike: list[dict], path: str) -> str:
-  from pipeline.report import pitch_check
+def write_pitch_check(_, outcomes: str, path: str) -> str:
+  """Reads every shard outcome in the folder `outcomes` twice (each
+  speaker's training pitches, as floats; then each held-out recording
+  against them) and writes the report's pitch check to `path`."""
+  from array import array
 
+  from pipeline.report import judge_pitch, pitch_check, pitch_profile
+
+  found = FileSystems.match([outcomes.rstrip("/") + "/*.json"])[0].metadata_list
+  paths = sorted(m.path for m in found)
+  training = {}
+  for _, speaker, split, f0 in _outcome_files(paths):
+    if split == "train" and f0:
+      training.setdefault(speaker, array("d")).append(f0)
+  profiles = {speaker: pitch_profile(f0s) for speaker, f0s in training.items()}
+  unlike = [row for file, speaker, split, f0 in _outcome_files(paths)
+            if (row := judge_pitch(file, speaker, split, f0, profiles.get(speaker)))]
   write_text(path, [json.dumps(pitch_check(unlike), sort_keys=True)])
   return path
 
 
 class PitchCheck(beam.PTransform):
-  """Shard outcomes -> `path` written: the build report's pitch check
-  (pipeline.report.pitch_check), each speaker's recordings judged together
-  by one worker."""
+  """Shard outcomes -> `path` written, once every shard is: the build
+  report's pitch check (pipeline.report.pitch_check), by one worker from
+  the outcome files in `outcomes` (what crosses the runner is a count)."""
 
-  def __init__(self, path: str):
+  def __init__(self, outcomes: str, path: str):
     super().__init__()
-    self.path = path
+    self.outcomes, self.path = outcomes, path
 
-  def expand(self, outcomes):
-    from pipeline.report import pitch_unlike
-
-    return (outcomes
-            | "RecordingPitches" >> beam.FlatMap(recording_pitches)
-            | "BySpeaker" >> beam.GroupByKey()
-            | "UnlikeTheirTraining" >> beam.FlatMapTuple(pitch_unlike)
-            | "AllUnlike" >> beam.combiners.ToList()
-            | "WriteCheck" >> beam.Map(_write_pitch_check, self.path))
+  def expand(self, written):
+    return (written
+            | "ShardsWritten" >> beam.combiners.Count.Globally()
+            | "JudgePitch" >> beam.Map(write_pitch_check, self.outcomes, self.path))
 
 
 class BuildShards(beam.PTransform):
@@ -497,8 +510,9 @@ class BuildShards(beam.PTransform):
 
   A shard's outcome names its split and, per recording, the clips written
   and their median f0. The report's records, in file order with their
-  planned split, and the checks are written to `work` (PlanShards; the
-  pitch check, once every shard is written, to `pitch_check.json`);
+  planned split, and the checks are written to `work` (PlanShards; with
+  `outcomes`, the folder where each shard's outcome is recorded, the pitch
+  check, once every shard is written, to `pitch_check.json`);
   `skipped`, if given, is a
   JSON-lines file of report records of files the listing refused.
   `shard_path(split, index, num_shards)` names a shard's file, `serialize`
@@ -529,5 +543,6 @@ class BuildShards(beam.PTransform):
                | "WriteShards" >> beam.ParDo(WriteShard(self.spec, self.image_size,
                                                         self.max_seconds, self.shard_path,
                                                         self.serialize, self.outcomes)))
-    _ = written | "PitchCheck" >> PitchCheck(_join(self.work, "pitch_check.json"))
+    if self.outcomes:
+      _ = written | "PitchCheck" >> PitchCheck(self.outcomes, _join(self.work, "pitch_check.json"))
     return written

@@ -121,7 +121,8 @@ def test_each_test_clip_is_listed_with_the_saved_models_answer(trained, dataset)
   # One rate and one voice per speaker here: the build report's checks name
   # no recording, so every clip is among the rest, counted as the rows are.
   for column, key, name in (("rare_rate", "test_by_sample_rate", "rare_for_their_speaker"),
-                            ("unlike_pitch", "test_by_pitch", "unlike_their_speakers_training")):
+                            ("unlike_pitch", "test_by_pitch", "unlike_their_speakers_training"),
+                            ("unlike_pitch", "test_by_build_checks", "named_by_either")):
     assert {r[column] for r in rows} == {"0"}
     assert m[key][name] == {"recordings": 0, "clips": 0, "right": 0, "accuracy": None}
     assert m[key]["the_rest"]["clips"] == len(rows)

@@ -61,15 +61,16 @@ def _refuse_other_run(parser, folder: str, config: TrainConfig) -> None:
 def check_lines(metrics: dict) -> list[str]:
   """The summary's lines on the test recordings that the build report's
   checks name (metrics.json's `test_by_sample_rate`, `test_by_pitch`),
-  where there are any."""
-  from trainer.report import FLAGS
+  where there are any, and on those either names where both do."""
+  from trainer.report import EITHER, FLAGS
 
   what = {"rare_rate": "at a sample rate rare for their speaker",
-          "unlike_pitch": "at a pitch unlike their speaker's training recordings"}
+          "unlike_pitch": "at a pitch unlike their speaker's training recordings",
+          "rare_rate or unlike_pitch": "named by either check"}
   lines = []
-  for column, key, name in FLAGS:
+  for column, key, name in FLAGS + (("rare_rate or unlike_pitch", *EITHER),):
     scores = metrics.get(key)
-    if not scores or not scores[name]["clips"]:
+    if not scores or not scores[name]["clips"] or (key == EITHER[0] and len(lines) < 2):
       continue
     named, rest = scores[name], scores["the_rest"]
     wrong = named["clips"] - named["right"] + rest["clips"] - rest["right"]

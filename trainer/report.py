@@ -211,8 +211,9 @@ def write_predictions(splits, y, prob, folder: str) -> tuple[str | None, dict]:
   `unlike_pitch`, at a pitch unlike its speaker's training recordings; 1
   or 0, empty without the check), wrong ones first, then by recording: the
   errors to read. Returns (the file's name, {metrics.json's key of each
-  check: the test clips right among the recordings it names and among the
-  rest, or None without the check}); (None, those keys None), saying why,
+  check, and `test_by_build_checks` of the two at once: the test clips
+  right among the recordings it names and among the rest, or None without
+  the check}); (None, those keys None), saying why,
   if the split's clips cannot be matched to the labels evaluated."""
   from trainer.data import clip_keys
 
@@ -220,7 +221,7 @@ def write_predictions(splits, y, prob, folder: str) -> tuple[str | None, dict]:
   if [k[2] for k in keys] != [int(v) for v in y]:
     print("test_predictions.csv not written: the test clips' order differs from the "
           "evaluated labels'", flush=True)
-    return None, {key: None for _, key, _ in FLAGS}
+    return None, dict.fromkeys([key for _, key, _ in FLAGS] + [EITHER[0]])
   flagged = flagged_recordings(splits.dataset.builder.data_dir)
   speakers, pred = splits.speakers, prob.argmax(axis=1)
   rows = sorted(((r, c, speakers[t], speakers[p], round(float(prob[i, p]), 4), int(p == t),
@@ -233,18 +234,27 @@ def write_predictions(splits, y, prob, folder: str) -> tuple[str | None, dict]:
     out.writerow(["recording", "clip_index", "speaker", "predicted", "probability", "right",
                   *(column for column, _, _ in FLAGS)])
     out.writerows(rows)
-  scores = {}
-  for k, (column, key, name) in enumerate(FLAGS):
-    if flagged[column] is None:
-      scores[key] = None
-      continue
-    scores[key] = {}
-    for part_name, flag in ((name, 1), ("the_rest", 0)):
-      part = [row for row in rows if row[6 + k] == flag]
-      right = sum(row[5] for row in part)
-      scores[key][part_name] = {"recordings": len({row[0] for row in part}), "clips": len(part),
-                                "right": right, "accuracy": right / len(part) if part else None}
+  scores = {key: None if flagged[column] is None else
+            _named_and_the_rest(rows, name, lambda row, k=k: row[6 + k] == 1)
+            for k, (column, key, name) in enumerate(FLAGS)}
+  scores[EITHER[0]] = (None if any(flagged[column] is None for column, _, _ in FLAGS) else
+                       _named_and_the_rest(rows, EITHER[1], lambda row: 1 in row[6:]))
   return PREDICTIONS_FILE, scores
+
+
+EITHER = ("test_by_build_checks", "named_by_either")   # metrics.json: both checks at once
+
+
+def _named_and_the_rest(rows, name: str, named) -> dict:
+  """{name: recordings, clips, clips right and accuracy of the rows for
+  which named(row) holds; the_rest: of the others}."""
+  out = {}
+  for part_name, flag in ((name, True), ("the_rest", False)):
+    part = [row for row in rows if bool(named(row)) == flag]
+    right = sum(row[5] for row in part)
+    out[part_name] = {"recordings": len({row[0] for row in part}), "clips": len(part),
+                      "right": right, "accuracy": right / len(part) if part else None}
+  return out
 
 
 def write_speaker_profiles(splits, folder: str) -> float:
