@@ -13,7 +13,7 @@ test recording *unlike its speaker's training recordings* when
   * its median f0, in semitones, is more than 3 robust standard deviations
     (1.4826 x the median absolute deviation, at least half a semitone) from
     their median (another voice, or the same voice far from its usual
-    register): the build report's pitch check (pipeline.report.pitch_unlike),
+    register): the build report's pitch check (pipeline.report.judge_pitch),
     which these builds predate.
 
 Then it counts, per model whose errors a JSON lists (each seed's misses:
@@ -42,7 +42,7 @@ from benchmarks.real_defaults import CORPORA, DEFAULT_CORPORA  # noqa: E402
 # The build report's own checks: the rate's, and the pitch's (its z and spread floor).
 from pipeline.report import F0_ROBUST_Z as F0_Z, F0_SPREAD_FLOOR  # noqa: E402
 from pipeline.report import RARE_RATE_SHARE as RATE_SHARE  # noqa: E402
-from pipeline.report import f0_robust_z, semitones as _semitones  # noqa: E402
+from pipeline.report import pitch_profile, robust_z, semitones as _semitones  # noqa: E402
 
 
 def recording_facts(data_dir: str, dataset: str, rates: dict | None = None) -> dict:
@@ -93,7 +93,7 @@ def unlike(facts: dict) -> dict:
     why = []
     if share < RATE_SHARE:
       why.append("sample_rate")
-    z = f0_robust_z([m["f0_hz"] for m in mates], row["f0_hz"])
+    z = robust_z(pitch_profile([m["f0_hz"] for m in mates]), row["f0_hz"])
     if z is not None and z > F0_Z:
       why.append("f0")
     if why:
@@ -106,10 +106,11 @@ def unlike(facts: dict) -> dict:
   return out
 
 
-def _seeds(path: str, key: tuple) -> list:
+def _parent(path: str, key: tuple) -> dict:
+  """The node holding the per-seed errors at `key` inside the JSON at `path`."""
   with open(path) as f:
     node = json.load(f)
-  for k in key:
+  for k in key[:-1]:
     node = node[k]
   return node
 
@@ -117,10 +118,7 @@ def _seeds(path: str, key: tuple) -> list:
 def misses(path: str, key: tuple) -> tuple[dict, int, list]:
   """({recording: seeds it was missed in}, seeds, the test clips' recordings)
   of the model at `key` inside the JSON at `path`."""
-  with open(path) as f:
-    node = json.load(f)
-  for k in key[:-1]:
-    node = node[k]
+  node = _parent(path, key)
   seeds = node[key[-1]]
   clips = node.get("test_clips") or node.get("clips")
   missed = {}
@@ -200,7 +198,7 @@ def named_counts(facts: dict, models: list, named: set) -> dict:
     wrong = sum(v for r, v in missed.items() if r in stems)
     rest = sum(missed.values()) - wrong
     per_seed = [sum(os.path.splitext(w["recording"])[0] in stems for w in seed["wrong"])
-                for seed in _seeds(path, key)]
+                for seed in _parent(path, key)[key[-1]]]
     counts[label] = {"test_recordings_named": len(stems), "test_clips_named": n,
                      "missed_named": wrong, "missed_the_rest": rest,
                      "missed_named_per_seed": per_seed,

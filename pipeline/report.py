@@ -145,10 +145,6 @@ def robust_z(profile: tuple[float, float] | None, f0: float | None) -> float | N
   return float(abs(semitones(f0) - profile[0]) / profile[1])
 
 
-def f0_robust_z(training_f0s, f0: float | None) -> float | None:
-  return robust_z(pitch_profile(training_f0s), f0)
-
-
 def judge_pitch(file: str, speaker: str, split: str, f0: float | None,
                 profile: tuple[float, float] | None) -> dict | None:
   """The pitch check's row of a recording, if it is held out and its median
@@ -162,20 +158,10 @@ def judge_pitch(file: str, speaker: str, split: str, f0: float | None,
           "robust_z": round(z, 1)}
 
 
-def pitch_unlike(speaker: str, recordings) -> list[dict]:
-  """The held-out recordings of one speaker ((file, split, f0_hz) each, any
-  order) whose median f0 is unlike the speaker's training recordings'
-  (judge_pitch): another voice filed under the speaker, or the voice far
-  from its usual register. Sorted by file."""
-  recordings = sorted(recordings)
-  profile = pitch_profile([f0 for _, split, f0 in recordings if split == "train"])
-  return [row for file, split, f0 in recordings
-          if (row := judge_pitch(file, speaker, split, f0, profile))]
-
-
 def pitch_check(unlike: list[dict]) -> dict:
-  """The report's pitch check from every speaker's pitch_unlike rows: all
-  of them are listed (a run marks its test clips of those recordings)."""
+  """The report's pitch check from the judge_pitch rows of every held-out
+  recording it names: all of them are listed (a run marks its test clips
+  of those recordings)."""
   unlike = sorted(unlike, key=lambda r: r["file"])
   return {PITCH_CHECK: {
       "count": len(unlike), "robust_z_over": F0_ROBUST_Z,

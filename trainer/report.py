@@ -167,6 +167,7 @@ PREDICTIONS_FILE = "test_predictions.csv"
 # metrics.json's key, the name there of the clips the check names).
 FLAGS = (("rare_rate", "test_by_sample_rate", "rare_for_their_speaker"),
          ("unlike_pitch", "test_by_pitch", "unlike_their_speakers_training"))
+EITHER = ("test_by_build_checks", "named_by_either")   # metrics.json: both checks at once
 
 
 def flagged_recordings(data_dir) -> dict[str, set[str] | None]:
@@ -241,8 +242,6 @@ def write_predictions(splits, y, prob, folder: str) -> tuple[str | None, dict]:
                        _named_and_the_rest(rows, EITHER[1], lambda row: 1 in row[6:]))
   return PREDICTIONS_FILE, scores
 
-
-EITHER = ("test_by_build_checks", "named_by_either")   # metrics.json: both checks at once
 
 
 def _named_and_the_rest(rows, name: str, named) -> dict:
